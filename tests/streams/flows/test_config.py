@@ -1,0 +1,333 @@
+"""Flow definitions: the packaged default, and a clear message for each kind of bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.core.model import CompletionFilter
+from streams.errors import ConfigError
+from streams.flows.config import (
+    flow_topics,
+    load_flows,
+    parse_duration,
+    parse_filter,
+    parse_flows,
+    parse_path,
+)
+from streams.topics import INPUT_TOPICS
+
+GOOD = """
+flows:
+  - name: lead_to_posthog
+    start: {topic: funnel.lead.captured, key: lead_id}
+    completion: {topic: funnel.posthog.ingested, key: source_id, filter: 'source == "lead.captured"'}
+    target: 5s
+"""
+
+
+def test_default_has_the_four_flows_of_the_design() -> None:
+    flows = {f.name: f for f in load_flows(None)}
+    assert {n: f.target_ms for n, f in flows.items()} == {
+        "lead_to_posthog": 5_000,
+        "payment_to_posthog": 10_000,
+        "dlq_first_retry": 60_000,
+        "approval_to_notification": 300_000,
+    }
+    assert all(
+        f.objective == 0.99 and f.give_up_after_ms == 86_400_000 for f in flows.values()
+    )
+    lead = flows["lead_to_posthog"]
+    assert (lead.start_topic, lead.start_key) == ("funnel.lead.captured", ("lead_id",))
+    assert (lead.end_topic, lead.end_key) == ("funnel.posthog.ingested", ("source_id",))
+    assert lead.end_filter == CompletionFilter(("source",), "==", "lead.captured")
+    assert flows["payment_to_posthog"].end_filter == CompletionFilter(
+        ("source",), "==", "payment.webhook_received"
+    )
+    assert flows["dlq_first_retry"].end_filter is None
+    assert flows["approval_to_notification"].end_key == ("approval_id",)
+    assert set(flow_topics(flows.values())) == set(INPUT_TOPICS)
+
+
+def test_defaults_and_custom_paths(tmp_path: Path) -> None:
+    path = tmp_path / "flows.yaml"
+    path.write_text(
+        """
+flows:
+  - name: nested
+    start: {topic: a.start, key: payload.lead.id, time: meta.ts}
+    completion: {topic: a.done, key: [payload, "lead.id"]}
+    target: 1m30s
+    objective: 0.999
+    give_up_after: 2h
+"""
+    )
+    (flow,) = load_flows(path)
+    assert flow.start_key == ("payload", "lead", "id")
+    assert flow.end_key == ("payload", "lead.id")
+    assert flow.start_time == ("meta", "ts")
+    assert flow.end_time == ("occurred_at",)
+    assert (flow.target_ms, flow.objective, flow.give_up_after_ms) == (
+        90_000,
+        0.999,
+        7_200_000,
+    )
+    (plain,) = parse_flows(GOOD)
+    assert plain.objective == 0.99 and plain.give_up_after_ms == 86_400_000
+
+
+def test_flow_topics_sorted_unique() -> None:
+    assert flow_topics(load_flows(None)) == tuple(sorted(set(INPUT_TOPICS)))
+    assert flow_topics(()) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("250ms", 250),
+        ("5s", 5_000),
+        ("1m30s", 90_000),
+        ("5m", 300_000),
+        ("24h", 86_400_000),
+        ("1d", 86_400_000),
+        ("1h1m1s1ms", 3_661_001),
+        (" 60s ", 60_000),
+    ],
+)
+def test_parse_duration(text: str, ms: int) -> None:
+    assert parse_duration(text) == ms
+
+
+@pytest.mark.parametrize(
+    "text", ["", "5", "5x", "s", "1s1m", "0s", "1.5s", "-1s", "5 s", "5mss"]
+)
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="duration|longer than zero"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'source == "lead.captured"',
+            CompletionFilter(("source",), "==", "lead.captured"),
+        ),
+        ('meta.kind!="x"', CompletionFilter(("meta", "kind"), "!=", "x")),
+        ("attempt == 1", CompletionFilter(("attempt",), "==", 1)),
+        ('source in ["a", "b"]', CompletionFilter(("source",), "in", ("a", "b"))),
+        ("ok == true", CompletionFilter(("ok",), "==", True)),
+    ],
+)
+def test_parse_filter(text: str, expected: CompletionFilter) -> None:
+    assert parse_filter(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "source",
+        "source = 'x'",
+        "source == lead.captured",
+        'source in "a"',
+        "x == [1]",
+        'a..b == "x"',
+        'source in [["a"]]',
+        "",
+    ],
+)
+def test_parse_filter_refuses(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_filter(text)
+
+
+def test_parse_path() -> None:
+    assert parse_path("a") == ("a",)
+    assert parse_path("payload.lead.id") == ("payload", "lead", "id")
+    for bad in ("", ".a", "a.", "a..b", "a. b"):
+        with pytest.raises(ValueError, match="not a field path"):
+            parse_path(bad)
+
+
+FLOW = """
+flows:
+  - name: lead_to_posthog
+    start: {{topic: funnel.lead.captured, key: lead_id}}
+    completion: {{topic: funnel.posthog.ingested, key: source_id{filter}}}
+    target: {target}
+{extra}"""
+
+
+def _flow(target: str = "5s", filter: str = "", extra: str = "") -> str:
+    return FLOW.format(target=target, filter=filter, extra=extra)
+
+
+BAD_FILES = [
+    pytest.param(
+        _flow(target="5x"),
+        "flows.yaml: flow 'lead_to_posthog': field 'target': '5x' is not a duration "
+        "(use e.g. 250ms, 5s, 1m30s, 24h)",
+        id="bad-duration",
+    ),
+    pytest.param(
+        _flow(target="5"),
+        "flows.yaml: flow 'lead_to_posthog': field 'target': 5 is not a duration; give a unit",
+        id="duration-without-unit",
+    ),
+    pytest.param(
+        _flow(extra="    tagret: 5s\n"),
+        "flows.yaml: flow 'lead_to_posthog': field 'tagret': unknown field (did you mean 'target'?",
+        id="unknown-field",
+    ),
+    pytest.param(
+        _flow(filter=", filtre: 'a == 1'"),
+        "flows.yaml: flow 'lead_to_posthog': field 'completion.filtre': unknown field "
+        "(did you mean 'filter'?",
+        id="unknown-nested-field",
+    ),
+    pytest.param(
+        _flow() + _flow().replace("flows:\n", ""),
+        "flows.yaml: flow 'lead_to_posthog': field 'name': duplicate flow name (flow #1 has it too)",
+        id="duplicate-name",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {key: id}\n    completion: {topic: b, key: id}\n"
+        "    target: 5s\n",
+        "flows.yaml: flow 'f': field 'start.topic': missing; name the Kafka topic",
+        id="missing-topic",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {topic: a}\n    completion: {topic: b, key: id}\n"
+        "    target: 5s\n",
+        "flows.yaml: flow 'f': field 'start.key': missing",
+        id="missing-key",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {topic: a, key: id}\n    target: 5s\n",
+        "flows.yaml: flow 'f': field 'completion': missing",
+        id="missing-completion",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {topic: a, key: id}\n    completion: {topic: b, key: id}\n",
+        "flows.yaml: flow 'f': field 'target': missing",
+        id="missing-target",
+    ),
+    pytest.param(
+        _flow(filter=", filter: 'source = \"x\"'"),
+        "flows.yaml: flow 'lead_to_posthog': field 'completion.filter': 'source = \"x\"' "
+        "is not a filter",
+        id="bad-filter-op",
+    ),
+    pytest.param(
+        _flow(filter=", filter: 'source == lead.captured'"),
+        "flows.yaml: flow 'lead_to_posthog': field 'completion.filter': 'source == lead.captured': "
+        "value lead.captured is not a JSON literal",
+        id="bad-filter-value",
+    ),
+    pytest.param(
+        "flows: [\n",
+        "flows.yaml: not valid YAML: ",
+        id="unreadable-yaml",
+    ),
+    pytest.param(
+        _flow(extra="    give_up_after: 5s\n"),
+        "flows.yaml: flow 'lead_to_posthog': field 'give_up_after': 5s must be longer than target 5s",
+        id="give-up-not-after-target",
+    ),
+    pytest.param(
+        _flow(target="25h"),
+        "flows.yaml: flow 'lead_to_posthog': field 'give_up_after': 24h (the default) must be longer",
+        id="target-beyond-default-give-up",
+    ),
+    pytest.param(
+        _flow(extra="    objective: 99\n"),
+        "flows.yaml: flow 'lead_to_posthog': field 'objective': 99 must be a number between 0 and 1",
+        id="bad-objective",
+    ),
+    pytest.param(
+        _flow(extra="    objective: true\n"),
+        "field 'objective': True must be a number between 0 and 1",
+        id="bool-objective",
+    ),
+    pytest.param(
+        "flows:\n  - name: 'a:b'\n",
+        "flows.yaml: flow #1: field 'name': 'a:b' is not a flow name",
+        id="bad-name",
+    ),
+    pytest.param(
+        "flows:\n  - start: {topic: a, key: id}\n",
+        "flows.yaml: flow #1: field 'name': missing; give the flow a unique name",
+        id="missing-name",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {topic: 'a b', key: id}\n    completion: {topic: b, key: id}\n"
+        "    target: 5s\n",
+        "flows.yaml: flow 'f': field 'start.topic': 'a b' is not a Kafka topic name",
+        id="bad-topic",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {topic: a, key: id}\n    completion: {topic: a, key: id}\n"
+        "    target: 5s\n",
+        "flows.yaml: flow 'f': field 'completion.filter': start and completion read the same topic",
+        id="same-topic-without-filter",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    start: {topic: a, key: 'x..y'}\n    completion: {topic: b, key: id}\n"
+        "    target: 5s\n",
+        "flows.yaml: flow 'f': field 'start.key': 'x..y' is not a field path",
+        id="bad-path",
+    ),
+    pytest.param(
+        "flows:\n  - name: f\n    name: g\n",
+        "flows.yaml: not valid YAML: field 'name' given twice at line 3",
+        id="duplicate-yaml-key",
+    ),
+    pytest.param(
+        "flows: []\n", "flows.yaml: 'flows' must be a non-empty list", id="empty"
+    ),
+    pytest.param(
+        "- a\n", "flows.yaml: expected a mapping with a 'flows:' list", id="not-mapping"
+    ),
+    pytest.param(
+        GOOD + "version: 2\n",
+        "flows.yaml: unknown top-level field 'version'",
+        id="unknown-top",
+    ),
+    pytest.param(
+        "flows:\n  - 3\n", "flows.yaml: flow #1: expected a mapping, got int", id="item"
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES)
+def test_bad_file_names_file_flow_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "flows.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_flows(tmp_path / "flows.yaml")
+    got = str(info.value)
+    assert got.startswith(str(tmp_path) + "/"), got
+    assert message in got, got
+
+
+def test_message_names_the_file_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("flows.yaml").write_text(_flow(target="5x"))
+    with pytest.raises(ConfigError) as info:
+        load_flows(Path("flows.yaml"))
+    assert str(info.value) == (
+        "flows.yaml: flow 'lead_to_posthog': field 'target': '5x' is not a duration "
+        "(use e.g. 250ms, 5s, 1m30s, 24h)"
+    )
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the flows file"):
+        load_flows(tmp_path / "absent.yaml")
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="bin.yaml: cannot read the flows file"):
+        load_flows(tmp_path / "bin.yaml")
