@@ -1,0 +1,79 @@
+"""``freshness``: the command line (DESIGN section 7).
+
+Each sub-command lives in the module that owns its domain; this file only parses arguments,
+builds the one :class:`~streams.settings.Settings` object and turns errors into one line on
+stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from streams.errors import FreshnessError
+from streams.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import commands
+
+    return commands.run(args.action, settings)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import admin
+
+    return admin.run_create(settings)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import runner
+
+    return runner.run(settings)
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from api import server
+
+    return server.run(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="freshness", description="Streaming funnel freshness monitor."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="the embedded dev broker (Apache Kafka, KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(handler=_kafka)
+
+    topics = sub.add_parser("topics", help="create every input and output topic")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(handler=_topics)
+
+    worker = sub.add_parser("worker", help="run a Faust worker (join, breaches, stats)")
+    worker.set_defaults(handler=_worker)
+
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.set_defaults(handler=_api)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args, load_settings())
+    except FreshnessError as exc:
+        print(f"freshness: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

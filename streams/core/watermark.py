@@ -1,0 +1,131 @@
+"""Watermarks: how far in event time each input partition has been read.
+
+Two halves, both pure:
+
+* :class:`PartitionClock` runs where input records are read (the ingest side). For each
+  input partition it knows the largest event time *forwarded* to the join and the next
+  offset to forward. Its watermark is that event time, or the wall clock once the partition
+  is caught up (everything up to the high-water mark forwarded) or idle. Records that were
+  read but not yet forwarded never count, so a watermark can never overtake a completion
+  that is still on its way to the join.
+* :class:`WatermarkBoard` runs beside the join. It merges the partition watermarks it is
+  told about (max per partition, so stale reports never move it back) and answers, per
+  topic, the minimum over *all* partitions of that topic, or ``None`` while any partition
+  has not reported. A start is only ever judged against that minimum, which is what makes
+  "no false overdue while the monitor is behind" hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Position:
+    max_event_time: int | None = None
+    next_offset: int | None = None
+
+
+@dataclass(slots=True)
+class PartitionReport:
+    """One partition's watermark as the ingest side sees it at ``now``."""
+
+    topic: str
+    partition: int
+    watermark: int | None
+    lag_ms: int
+    """How far this partition's reading is behind the wall clock; 0 when caught up."""
+    behind: int
+    """Records between what was forwarded and the high-water mark."""
+
+
+@dataclass(slots=True)
+class PartitionClock:
+    """Ingest-side tracker; call :meth:`forwarded` only after the records were sent on."""
+
+    _positions: dict[TopicPartition, _Position] = field(default_factory=dict)
+
+    def forwarded(self, topic: str, partition: int, offset: int, event_time: int | None) -> None:
+        """Record that the record at ``offset`` (with ``event_time``, if any) was sent on."""
+        pos = self._positions.get((topic, partition))
+        if pos is None:
+            pos = self._positions[(topic, partition)] = _Position()
+        if event_time is not None and (pos.max_event_time is None or event_time > pos.max_event_time):
+            pos.max_event_time = event_time
+        if pos.next_offset is None or offset + 1 > pos.next_offset:
+            pos.next_offset = offset + 1
+
+    def start_at(self, topic: str, partition: int, offset: int) -> None:
+        """The partition was (re)assigned and reading resumes at ``offset``."""
+        pos = self._positions.setdefault((topic, partition), _Position())
+        if pos.next_offset is None or offset > pos.next_offset:
+            pos.next_offset = offset
+
+    def forget(self, keep: Iterable[TopicPartition]) -> None:
+        """Drop partitions no longer assigned here."""
+        keep_set = set(keep)
+        for tp in [tp for tp in self._positions if tp not in keep_set]:
+            del self._positions[tp]
+
+    def report(self, topic: str, partition: int, highwater: int | None, now: int) -> PartitionReport:
+        """Watermark of one partition given its current high-water mark (None: unknown)."""
+        pos = self._positions.get((topic, partition), _Position())
+        caught_up = (
+            highwater is not None and pos.next_offset is not None and pos.next_offset >= highwater
+        )
+        behind = 0 if highwater is None or pos.next_offset is None else max(0, highwater - pos.next_offset)
+        if caught_up:
+            wm = now if pos.max_event_time is None else max(now, pos.max_event_time)
+            return PartitionReport(topic, partition, wm, 0, 0)
+        lag = 0 if pos.max_event_time is None else max(0, now - pos.max_event_time)
+        return PartitionReport(topic, partition, pos.max_event_time, lag, behind)
+
+
+@dataclass(slots=True)
+class WatermarkBoard:
+    """Join-side merge of partition watermarks into per-topic watermarks."""
+
+    partition_counts: dict[str, int] = field(default_factory=dict)
+    _marks: dict[TopicPartition, int] = field(default_factory=dict)
+    _lags: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def set_partition_counts(self, counts: Mapping[str, int]) -> None:
+        for topic, n in counts.items():
+            if n > self.partition_counts.get(topic, 0):
+                self.partition_counts[topic] = n
+
+    def observe(self, topic: str, partition: int, watermark: int | None, lag_ms: int) -> None:
+        tp = (topic, partition)
+        self._lags[tp] = lag_ms
+        if watermark is not None and watermark > self._marks.get(tp, watermark - 1):
+            self._marks[tp] = watermark
+
+    def topic_watermark(self, topic: str) -> int | None:
+        """Minimum watermark over every partition of ``topic``; None until all have reported."""
+        n = self.partition_counts.get(topic, 0)
+        if n == 0:
+            return None
+        low: int | None = None
+        for p in range(n):
+            wm = self._marks.get((topic, p))
+            if wm is None:
+                return None
+            if low is None or wm < low:
+                low = wm
+        return low
+
+    def topic_watermarks(self, topics: Iterable[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for topic in topics:
+            wm = self.topic_watermark(topic)
+            if wm is not None:
+                out[topic] = wm
+        return out
+
+    def monitor_lag(self, topic: str) -> int:
+        """Largest reading lag over the partitions of ``topic`` (ms)."""
+        n = self.partition_counts.get(topic, 0)
+        return max((self._lags.get((topic, p), 0) for p in range(n)), default=0)

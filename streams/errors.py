@@ -1,0 +1,37 @@
+"""The one exception tree of the project.
+
+``FreshnessError`` is the root. Callers branch on the subclass or on ``retriable``;
+HTTP status mapping happens only at the API edge. Every message says what was wrong
+and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class FreshnessError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(FreshnessError):
+    """Settings or a flow definition are wrong; fix the configuration and start again."""
+
+
+class InputError(FreshnessError):
+    """An input record cannot be used; it is quarantined with ``reason``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class BrokerError(FreshnessError):
+    """The embedded broker cannot be fetched, started or reached."""
+
+
+class SinkError(FreshnessError):
+    """An output (topic, pager, HTTP peer) refused or failed a write."""
+
+    retriable = True

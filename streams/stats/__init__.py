@@ -1,0 +1,1 @@
+"""Per-flow statistics: mergeable lag sketches and counters published by workers."""

@@ -1,0 +1,173 @@
+"""Unit tests of the join state machine: each rule of DESIGN section 4, no broker."""
+
+from __future__ import annotations
+
+from streams.core.join import JoinCore
+from streams.core.model import Flow, FlowEvent
+
+FLOW = Flow(
+    name="lead",
+    start_topic="s",
+    end_topic="e",
+    start_key=("lead_id",),
+    end_key=("source_id",),
+    target_ms=5_000,
+    give_up_after_ms=60_000,
+)
+
+
+def start(key: str, at: int, eid: str | None = None) -> FlowEvent:
+    return FlowEvent("lead", key, "start", eid or f"s-{key}", at, "s", 0, at)
+
+
+def end(key: str, at: int, eid: str | None = None) -> FlowEvent:
+    return FlowEvent("lead", key, "end", eid or f"e-{key}", at, "e", 0, at)
+
+
+def core() -> JoinCore:
+    return JoinCore([FLOW], done_retention_ms=10_000)
+
+
+def test_on_time_completion_measures_lag_and_raises_no_breach() -> None:
+    c = core()
+    assert not c.apply(start("k", 1_000), 0).measurements
+    out = c.apply(end("k", 3_500), 1)
+    (m,) = out.measurements
+    assert (m.lag_ms, m.on_time, m.clock_skew, m.out_of_order) == (2_500, True, False, False)
+    assert out.breaches == []
+
+
+def test_lag_equal_to_target_is_on_time() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    out = c.apply(end("k", 5_000), 1)
+    assert out.measurements[0].on_time and out.breaches == []
+
+
+def test_late_completion_closes_a_late_breach() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    out = c.apply(end("k", 5_001), 1)
+    (b,) = out.breaches
+    assert (b.kind, b.status, b.lag_ms, b.completed_at, b.deadline) == ("late", "closed", 5_001, 5_001, 5_000)
+
+
+def test_overdue_needs_the_completion_watermark_strictly_past_the_deadline() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    assert c.advance({"e": 5_000}).breaches == []
+    assert c.advance({"s": 10_000_000}).breaches == []  # the start side says nothing
+    (b,) = c.advance({"e": 5_001}).breaches
+    assert (b.kind, b.status, b.detected_at) == ("overdue", "open", 5_001)
+    assert c.advance({"e": 6_000}).breaches == []  # declared once
+    (b2,) = c.apply(end("k", 7_000), 1).breaches
+    assert (b2.kind, b2.status, b2.detected_at, b2.lag_ms) == ("late", "closed", 5_001, 7_000)
+    assert c.gauges()["lead"].open_breaches == 0
+
+
+def test_missing_completion_is_lost_after_give_up_and_stays_lost() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    c.advance({"e": 5_001})
+    (b,) = c.advance({"e": 60_001}).breaches
+    assert (b.kind, b.status, b.completed_at, b.detected_at) == ("lost", "closed", None, 5_001)
+    out = c.apply(end("k", 70_000), 1)
+    assert out.measurements == [] and out.breaches == []
+    assert c.counters.completions_after_outcome == 1
+
+
+def test_completion_before_start_is_held_then_joined() -> None:
+    c = core()
+    assert c.apply(end("k", 2_000), 0).measurements == []
+    (m,) = c.apply(start("k", 1_000), 1).measurements
+    assert (m.lag_ms, m.out_of_order) == (1_000, True)
+
+
+def test_orphan_completion_expires_on_the_start_watermark() -> None:
+    c = core()
+    c.apply(end("k", 2_000), 0)
+    c.advance({"s": 62_000})
+    assert c.entity("lead", "k") is not None
+    c.advance({"s": 62_001})
+    assert c.entity("lead", "k") is None and c.counters.orphans_expired == 1
+
+
+def test_negative_lag_is_kept_flagged_and_on_time() -> None:
+    c = core()
+    c.apply(start("k", 10_000), 0)
+    (m,) = c.apply(end("k", 9_000), 1).measurements
+    assert (m.lag_ms, m.on_time, m.clock_skew) == (-1_000, True, True)
+
+
+def test_first_start_and_first_completion_win_and_duplicates_are_ignored() -> None:
+    c = core()
+    c.apply(start("k", 0, "a"), 0)
+    c.apply(start("k", 100, "b"), 1)
+    c.apply(start("k", 0, "a"), 2)
+    (m,) = c.apply(end("k", 1_000, "x"), 3).measurements
+    assert (m.start_event_id, m.end_event_id) == ("a", "x")
+    assert c.apply(end("k", 2_000, "y"), 4).measurements == []
+    assert c.apply(end("k", 1_000, "x"), 5).measurements == []
+    assert c.counters.duplicates == 3 and c.counters.ignored_starts == 1
+
+
+def test_reprocessed_message_re_emits_the_same_outputs() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    first = c.apply(end("k", 9_000), 1)
+    again = c.apply(end("k", 9_000), 1)  # same position: processed again after a crash
+    assert again.measurements == first.measurements and again.breaches == first.breaches
+    assert c.apply(end("k", 9_000), 2).measurements == []  # a later copy is a duplicate
+
+
+def test_another_start_is_ignored_until_the_outcome_is_purged() -> None:
+    c = core()
+    c.apply(start("k", 0, "a"), 0)
+    c.apply(end("k", 1_000), 1)
+    c.apply(start("k", 5_000, "b"), 2)
+    assert c.gauges()["lead"].pending == 0 and c.counters.ignored_starts == 1
+    c.advance({"e": 11_001})  # retention (10 s past the last event) is over
+    c.apply(start("k", 20_000, "c"), 3)
+    assert c.gauges()["lead"].pending == 1
+    (b,) = c.advance({"e": 25_001}).breaches
+    assert b.start_event_id == "c"
+
+
+def test_done_entities_are_purged_after_retention() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    c.apply(end("k", 1_000), 1)
+    c.advance({"e": 11_000})
+    assert c.entity("lead", "k") is not None
+    c.advance({"e": 11_001})
+    assert c.entity("lead", "k") is None
+
+
+def test_gauges_count_pending_and_oldest() -> None:
+    c = core()
+    c.apply(start("a", 1_000), 0)
+    c.apply(start("b", 2_000), 1)
+    c.apply(end("a", 1_500), 2)
+    g = c.gauges()["lead"]
+    assert (g.pending, g.oldest_pending_started_at, g.open_breaches) == (1, 2_000, 0)
+
+
+def test_export_restore_round_trip_keeps_timers() -> None:
+    c = core()
+    c.apply(start("p", 0), 0)
+    c.apply(end("o", 500), 1)
+    c.apply(start("l", 0), 2)
+    c.apply(end("l", 6_000), 3)
+    c.advance({"e": 1})
+    dirty, windows = c.take_dirty()
+    r = core()
+    r.restore_all(
+        [(k, c.export_entity(k)) for k in dirty if c.export_entity(k) is not None],  # type: ignore[misc]
+        [(w, c.windows[w].to_json()) for w in windows],
+    )
+    assert r.windows == c.windows
+    assert {b.breach_id for b in r.breaches()} == {"lead:l"}
+    (b,) = r.advance({"e": 5_001}).breaches
+    assert b.breach_id == "lead:p" and b.kind == "overdue"
+    (m,) = r.apply(start("o", 100), 4).measurements
+    assert m.out_of_order and m.lag_ms == 400
