@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_token: SecretStr | None = None
     """When set, ``/v1`` and ``/metrics`` require ``Authorization: Bearer <token>``."""
+    api_timeline_entities: int = Field(default=100_000, ge=0)
+    """Entities whose measurements the API keeps for timelines (LRU; breaches are all kept)."""
 
     @property
     def state_dir(self) -> Path:

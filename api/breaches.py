@@ -1,0 +1,151 @@
+"""The current state of every breach, read from the compacted ``freshness.breaches`` topic.
+
+Order and pagination guarantee: breaches are ordered by ``(first_detected_at, breach_id)``,
+where ``first_detected_at`` is the ``detected_at`` of the first record of that breach this
+index applied. The key never changes afterwards (an ``overdue`` breach that turns ``late``
+keeps its place), so a cursor (the key of the last item returned) marks a fixed point in
+the order: walking pages never repeats or skips a breach that existed when the walk
+started, and a breach that arrives during the walk appears in it exactly when its key sorts
+after the cursor. Records replayed with the same content change nothing (idempotent).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+SortKey = tuple[int, str]
+
+
+class InvalidCursorError(ValueError):
+    """The cursor was not produced by this API."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreachFilter:
+    """All given conditions must hold; ``since`` is inclusive, ``until`` exclusive."""
+
+    flow: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    since: int | None = None
+    until: int | None = None
+
+    def matches(self, rec: dict[str, Any]) -> bool:
+        return (
+            (self.flow is None or rec["flow"] == self.flow)
+            and (self.kind is None or rec["kind"] == self.kind)
+            and (self.status is None or rec["status"] == self.status)
+        )
+
+
+@dataclass(slots=True)
+class BreachEntry:
+    key: SortKey
+    record: dict[str, Any]
+    """The latest record, plus ``first_detected_at``."""
+
+
+def encode_cursor(key: SortKey) -> str:
+    raw = orjson.dumps([key[0], key[1]])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> SortKey:
+    """Inverse of :func:`encode_cursor`; raises :class:`InvalidCursorError`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise InvalidCursorError("cursor is not valid; use next_cursor from a page") from exc
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or isinstance(value[0], bool)
+        or not isinstance(value[1], str)
+    ):
+        raise InvalidCursorError("cursor is not valid; use next_cursor from a page")
+    return value[0], value[1]
+
+
+class BreachIndex:
+    """Latest record per ``breach_id``, kept in sort-key order for keyset pagination."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, BreachEntry] = {}
+        self._order: list[SortKey] = []
+        self._open: dict[str, dict[str, BreachEntry]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def apply(self, breach_id: str, record: dict[str, Any] | None) -> None:
+        """Make ``record`` the current state of ``breach_id``; ``None`` (tombstone) deletes."""
+        entry = self._by_id.get(breach_id)
+        if record is None:
+            if entry is not None:
+                del self._by_id[breach_id]
+                self._order.pop(bisect_left(self._order, entry.key))
+                self._set_open(breach_id, entry, False)
+            return
+        if entry is None:
+            key = (int(record["detected_at"]), breach_id)
+            entry = BreachEntry(key, {})
+            self._by_id[breach_id] = entry
+            insort(self._order, key)
+        entry.record = {**record, "breach_id": breach_id, "first_detected_at": entry.key[0]}
+        self._set_open(breach_id, entry, record["status"] == "open")
+
+    def _set_open(self, breach_id: str, entry: BreachEntry, is_open: bool) -> None:
+        flow = str(entry.record.get("flow", ""))
+        if is_open:
+            self._open.setdefault(flow, {})[breach_id] = entry
+        else:
+            self._open.get(flow, {}).pop(breach_id, None)
+
+    def get(self, breach_id: str) -> dict[str, Any] | None:
+        entry = self._by_id.get(breach_id)
+        return None if entry is None else entry.record
+
+    def open_for(self, flow: str) -> list[dict[str, Any]]:
+        """Open breaches of ``flow`` (any order)."""
+        return [e.record for e in self._open.get(flow, {}).values()]
+
+    def page(
+        self, flt: BreachFilter, *, after: SortKey | None, limit: int
+    ) -> tuple[list[dict[str, Any]], SortKey | None]:
+        """Up to ``limit`` matching records after ``after``, and the key to continue from.
+
+        The continuation key is None when no matching record follows the page.
+        """
+        items: list[dict[str, Any]] = []
+        last: SortKey | None = None
+        for entry in self._scan(flt, after):
+            if len(items) == limit:
+                return items, last
+            items.append(entry.record)
+            last = entry.key
+        return items, None
+
+    def _scan(self, flt: BreachFilter, after: SortKey | None) -> Iterator[BreachEntry]:
+        start = 0
+        if flt.since is not None:
+            start = bisect_left(self._order, (flt.since, ""))
+        if after is not None:
+            # Strictly after the cursor key: (t, id) < (t, id + "\0") <= next key.
+            start = max(start, bisect_left(self._order, (after[0], after[1] + "\0")))
+        order = self._order
+        for i in range(start, len(order)):
+            key = order[i]
+            if flt.until is not None and key[0] >= flt.until:
+                return
+            entry = self._by_id[key[1]]
+            if flt.matches(entry.record):
+                yield entry

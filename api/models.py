@@ -1,0 +1,313 @@
+"""Pydantic response models of the HTTP API, each with an OpenAPI example.
+
+These are the public contract of ``/v1``: every field is documented, times are epoch
+milliseconds and durations end in ``_ms``, exactly like the output topics they come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["ok", "warning", "breaching"]
+BreachKind = Literal["overdue", "late", "lost"]
+BreachStatus = Literal["open", "closed"]
+EntityState = Literal["on_time", "late", "overdue", "lost"]
+
+
+def _example(data: Mapping[str, Any]) -> ConfigDict:
+    example: dict[str, Any] = dict(data)
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
+    message: str = Field(description="What was wrong and what to do about it.")
+    detail: list[dict[str, object]] | None = Field(
+        default=None, description="Per-parameter problems of a rejected request (422 only)."
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer of the API has this body."""
+
+    model_config = _example(
+        {"error": {"code": "not_found", "message": "unknown flow 'nope'", "detail": None}}
+    )
+    error: ErrorDetail
+
+
+class SourceRecord(BaseModel):
+    """Where an input record sits in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Health(BaseModel):
+    model_config = _example({"status": "ok"})
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether the read model has caught up with the output topics as they were at start."""
+
+    model_config = _example(
+        {
+            "ready": False,
+            "waiting_for": ["freshness.breaches[3]: at offset 120 of 480"],
+            "records_applied": 1200,
+        }
+    )
+    ready: bool
+    waiting_for: list[str] = Field(description="Empty when ready; otherwise what is missing.")
+    records_applied: int = Field(description="Output-topic records applied so far.")
+
+
+_LAG_EX = {"p50": 812.0, "p95": 3904.0, "p99": 6120.0, "max": 9500.0}
+
+
+class LagQuantiles(BaseModel):
+    """Lag quantiles in ms, merged from the workers' sketches (1 % relative error; exact max).
+
+    All null when the window holds no measurement.
+    """
+
+    model_config = _example(_LAG_EX)
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+_WINDOW_EX: dict[str, object] = {
+    "window_ms": 300000,
+    "from_ms": 1767225360000,
+    "to_ms": 1767225660000,
+    "count": 1180,
+    "on_time": 1172,
+    "late": 8,
+    "lost": 1,
+    "clock_skew": 0,
+    "outcomes": 1181,
+    "on_time_ratio": 0.99238,
+    "lag_ms": _LAG_EX,
+}
+
+
+class WindowView(BaseModel):
+    """Outcomes whose completion (or give-up) minute lies in ``[from_ms, to_ms)``."""
+
+    model_config = _example(_WINDOW_EX)
+    window_ms: int
+    from_ms: int
+    to_ms: int
+    count: int = Field(description="Measurements (completed starts: on time plus late).")
+    on_time: int
+    late: int
+    lost: int
+    clock_skew: int = Field(description="Measurements with a negative lag (counted on time).")
+    outcomes: int = Field(description="on_time + late + lost.")
+    on_time_ratio: float | None = Field(description="on_time / outcomes; null when none.")
+    lag_ms: LagQuantiles
+
+
+class Windows(BaseModel):
+    model_config = _example({"last_5m": _WINDOW_EX, "last_1h": _WINDOW_EX, "last_24h": _WINDOW_EX})
+    last_5m: WindowView
+    last_1h: WindowView
+    last_24h: WindowView
+
+
+class StatsSource(BaseModel):
+    """Freshness of the statistics this view was built from."""
+
+    model_config = _example({"partitions": 8, "stale_partitions": [], "updated_at": 1767225659000})
+    partitions: int = Field(description="Worker partitions that have published a gauge.")
+    stale_partitions: list[int] = Field(
+        description="Partitions whose gauge is older than 3x the stats interval."
+    )
+    updated_at: int | None = Field(description="Newest stats record for this flow.")
+
+
+_FLOW_EX: dict[str, object] = {
+    "name": "lead_to_posthog",
+    "target_ms": 5000,
+    "objective": 0.99,
+    "give_up_after_ms": 86400000,
+    "as_of": 1767225659000,
+    "windows": {"last_5m": _WINDOW_EX, "last_1h": _WINDOW_EX, "last_24h": _WINDOW_EX},
+    "open_breaches": 1,
+    "oldest_open_breach_deadline": 1767225600000,
+    "pending": 37,
+    "oldest_pending_started_at": 1767225590000,
+    "oldest_pending_age_ms": 69000,
+    "monitor_lag_ms": 120,
+    "status": "warning",
+    "status_reasons": ["1 open breach"],
+    "stats": {"partitions": 8, "stale_partitions": [], "updated_at": 1767225659000},
+}
+
+
+class FlowView(BaseModel):
+    """One flow's freshness right now. The status rule is in ``docs/api.md``."""
+
+    model_config = _example(_FLOW_EX)
+    name: str
+    target_ms: int
+    objective: float
+    give_up_after_ms: int
+    as_of: int | None = Field(
+        description="Reference time (event time, ms): the newest watermark the workers "
+        "published for this flow. Windows end at its minute; ages are measured to it."
+    )
+    windows: Windows
+    open_breaches: int = Field(description="Breaches of this flow whose status is open.")
+    oldest_open_breach_deadline: int | None
+    pending: int = Field(description="Starts waiting for their completion, all partitions.")
+    oldest_pending_started_at: int | None
+    oldest_pending_age_ms: int | None
+    monitor_lag_ms: int | None = Field(description="Worst backlog of the workers, in ms.")
+    status: Status
+    status_reasons: list[str] = Field(description="Why the status is not ok (empty when ok).")
+    stats: StatsSource
+
+
+class FlowList(BaseModel):
+    model_config = _example({"flows": [_FLOW_EX]})
+    flows: list[FlowView]
+
+
+_BREACH_EX: dict[str, object] = {
+    "breach_id": "lead_to_posthog:lead-42",
+    "flow": "lead_to_posthog",
+    "key": "lead-42",
+    "kind": "late",
+    "status": "closed",
+    "started_at": 1767225600000,
+    "deadline": 1767225605000,
+    "detected_at": 1767225605300,
+    "first_detected_at": 1767225605300,
+    "completed_at": 1767225611000,
+    "lag_ms": 11000,
+    "target_ms": 5000,
+    "start_event_id": "evt-1",
+    "start_source": {"topic": "funnel.lead.captured", "partition": 2, "offset": 1041},
+    "end_source": {"topic": "funnel.posthog.ingested", "partition": 0, "offset": 977},
+}
+
+
+class BreachView(BaseModel):
+    """The current state of one breach (the latest record of its key)."""
+
+    model_config = _example(_BREACH_EX)
+    breach_id: str
+    flow: str
+    key: str
+    kind: BreachKind
+    status: BreachStatus
+    started_at: int
+    deadline: int
+    detected_at: int
+    first_detected_at: int = Field(
+        description="detected_at of the first record of this breach the API read; the "
+        "sort key of /v1/breaches and what since/until filter on."
+    )
+    completed_at: int | None
+    lag_ms: int | None
+    target_ms: int
+    start_event_id: str
+    start_source: SourceRecord | None = None
+    end_source: SourceRecord | None = None
+
+
+class BreachPage(BaseModel):
+    """One page of breaches ordered by ``(first_detected_at, breach_id)``."""
+
+    model_config = _example({"items": [_BREACH_EX], "next_cursor": "WzE3NjcyMjU2MDUzMDAsImEiXQ"})
+    items: list[BreachView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null when nothing matches after it."
+    )
+
+
+class TimelineEvent(BaseModel):
+    """One thing that happened to an entity, in time order."""
+
+    model_config = _example(
+        {
+            "at": 1767225600000,
+            "kind": "started",
+            "event_id": "evt-1",
+            "source": {"topic": "funnel.lead.captured", "partition": 2, "offset": 1041},
+            "note": "",
+        }
+    )
+    at: int
+    kind: Literal["started", "deadline", "overdue", "completed", "late", "lost"]
+    event_id: str | None = None
+    source: SourceRecord | None = None
+    note: str = ""
+
+
+class EntityCycle(BaseModel):
+    """One start of the entity and what became of it."""
+
+    state: EntityState
+    start_event_id: str
+    started_at: int
+    start_source: SourceRecord | None
+    deadline: int
+    end_event_id: str | None
+    completed_at: int | None
+    end_source: SourceRecord | None
+    lag_ms: int | None
+    clock_skew: bool
+    out_of_order: bool = Field(description="The completion was read before its start.")
+    breach: BreachView | None
+    timeline: list[TimelineEvent]
+
+
+class EntityView(BaseModel):
+    """An entity's timeline: the answer to "where is it stuck"."""
+
+    model_config = _example(
+        {
+            "flow": "lead_to_posthog",
+            "key": "lead-7",
+            "state": "overdue",
+            "where": "started at 1767225600000 on funnel.lead.captured; no completion on "
+            "funnel.posthog.ingested yet, 55000 ms past its deadline",
+            "target_ms": 5000,
+            "cycles": [
+                {
+                    "state": "overdue",
+                    "start_event_id": "evt-7",
+                    "started_at": 1767225600000,
+                    "start_source": {
+                        "topic": "funnel.lead.captured",
+                        "partition": 1,
+                        "offset": 88,
+                    },
+                    "deadline": 1767225605000,
+                    "end_event_id": None,
+                    "completed_at": None,
+                    "end_source": None,
+                    "lag_ms": None,
+                    "clock_skew": False,
+                    "out_of_order": False,
+                    "breach": None,
+                    "timeline": [],
+                }
+            ],
+        }
+    )
+    flow: str
+    key: str
+    state: EntityState = Field(description="State of the newest cycle.")
+    where: str = Field(description="One sentence: where the newest cycle is or was stuck.")
+    target_ms: int
+    cycles: list[EntityCycle] = Field(description="Newest first.")

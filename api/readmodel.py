@@ -1,0 +1,348 @@
+"""The API's state: a read model rebuilt only from the output topics.
+
+Feed it records with :meth:`ReadModel.apply` (decoded) or :meth:`ReadModel.apply_raw`
+(bytes, as read from Kafka); query it with the ``*_view`` methods. It imports nothing from
+Kafka, so tests and the end-to-end suite can drive it directly.
+
+Guarantees:
+
+* Idempotent: applying a record twice, or a replayed record with the same content, changes
+  nothing (latest-per-key for breaches and stats; measurements dedup on event ids;
+  quarantine dedups on the source position).
+* Deterministic: ``/v1/flows`` and ``/v1/breaches`` are functions of the records applied,
+  not of arrival order across partitions or of the wall clock (except the ``stale`` marks
+  of gauges). Two API processes that have read the same topics answer the same.
+* Never raises on a bad record: it is counted in ``progress.bad_records`` and skipped.
+
+Not thread-safe: mutate and query from one event loop (queries never await).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from api import timeline
+from api.breaches import BreachFilter, BreachIndex, decode_cursor, encode_cursor
+from api.entities import EntityIndex
+from api.errors import InvalidQueryError, NotFoundError
+from api.models import (
+    BreachPage,
+    BreachView,
+    EntityView,
+    FlowList,
+    FlowView,
+    LagQuantiles,
+    StatsSource,
+    Status,
+    Windows,
+    WindowView,
+)
+from api.stats import (
+    DAY_MINUTES,
+    MINUTE_MS,
+    Aggregate,
+    FlowStats,
+    WindowResult,
+    parse_gauge,
+    parse_window,
+)
+from streams import topics
+from streams.core.model import Flow
+
+Clock = Callable[[], int]
+STALE_FACTOR = 3
+"""A gauge older than this many stats intervals is reported stale."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far the read model is from the output topics; written by the consumer."""
+
+    ready: bool = False
+    waiting_for: list[str] = field(default_factory=lambda: ["no consumer attached yet"])
+    records_applied: int = 0
+    bad_records: int = 0
+
+    def mark_caught_up(self) -> None:
+        self.ready = True
+        self.waiting_for = []
+
+
+class ReadModel:
+    """Breaches, statistics, quarantine counts and timelines of the configured flows."""
+
+    def __init__(
+        self,
+        flows: Iterable[Flow],
+        *,
+        entity_capacity: int = 100_000,
+        stats_interval_ms: int = 2_000,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
+        self.flows: dict[str, Flow] = {f.name: f for f in flows}
+        self.breaches = BreachIndex()
+        self.entities = EntityIndex(entity_capacity)
+        self.stats: dict[str, FlowStats] = {name: FlowStats() for name in self.flows}
+        self.quarantine: dict[str, int] = {}
+        self._quarantined: set[tuple[str, int, int]] = set()
+        self.progress = Progress()
+        self.stats_interval_ms = stats_interval_ms
+        self.clock = clock
+        self._version = 0
+        self._cache: tuple[tuple[int, int], FlowList] | None = None
+
+    # ---- apply -------------------------------------------------------------------------
+
+    def apply_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Apply one Kafka record of an output topic (``value`` None is a tombstone)."""
+        try:
+            record = None if value is None else orjson.loads(value)
+        except orjson.JSONDecodeError:
+            self.progress.bad_records += 1
+            return
+        self.apply(topic, record, None if key is None else key.decode("utf-8", "replace"))
+
+    def apply(self, topic: str, record: Any, key: str | None = None) -> None:
+        """Apply one decoded record of ``topic``; unknown topics and bad records are skipped."""
+        self.progress.records_applied += 1
+        try:
+            if record is not None and not isinstance(record, dict):
+                raise TypeError("record is not a JSON object")
+            if topic == topics.BREACHES:
+                self._apply_breach(record, key)
+            elif topic == topics.STATS:
+                self._apply_stats(record, key)
+            elif topic == topics.MEASUREMENTS:
+                if record is not None:
+                    self.entities.add(record)
+            elif topic == topics.QUARANTINE and record is not None:
+                self._apply_quarantine(record)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.progress.bad_records += 1
+
+    def _apply_breach(self, record: dict[str, Any] | None, key: str | None) -> None:
+        breach_id = key if record is None else str(record.get("breach_id") or key)
+        if not breach_id:
+            raise KeyError("breach_id")
+        if record is not None:
+            # Validate now so that a bad record is skipped here, never a 500 at query time.
+            checked = {**record, "breach_id": breach_id, "first_detected_at": 0}
+            record = BreachView.model_validate(checked).model_dump(exclude={"first_detected_at"})
+        self.breaches.apply(breach_id, record)
+        self._version += 1
+
+    def _apply_stats(self, record: dict[str, Any] | None, key: str | None) -> None:
+        if record is None:
+            if key is None:
+                return
+            kind, _, rest = key.partition(":")
+            if kind == "window":
+                flow, part, minute = rest.rsplit(":", 2)
+                self._flow_stats(flow).delete("window", int(part), int(minute))
+            elif kind == "gauge":
+                flow, part = rest.rsplit(":", 1)
+                self._flow_stats(flow).delete("gauge", int(part), None)
+        elif record["kind"] == "window":
+            self._flow_stats(str(record["flow"])).apply_window(parse_window(record))
+        elif record["kind"] == "gauge":
+            self._flow_stats(str(record["flow"])).apply_gauge(parse_gauge(record))
+        else:
+            raise ValueError(f"unknown stats kind {record['kind']!r}")
+        self._version += 1
+
+    def _flow_stats(self, flow: str) -> FlowStats:
+        stats = self.stats.get(flow)
+        if stats is None:
+            stats = self.stats[flow] = FlowStats()
+        return stats
+
+    def _apply_quarantine(self, record: dict[str, Any]) -> None:
+        where = (str(record["topic"]), int(record["partition"]), int(record["offset"]))
+        if where in self._quarantined:
+            return
+        self._quarantined.add(where)
+        reason = str(record["reason"])
+        self.quarantine[reason] = self.quarantine.get(reason, 0) + 1
+
+    # ---- flows -------------------------------------------------------------------------
+
+    def flows_view(self) -> FlowList:
+        """Every configured flow, in configuration order (cached until data changes)."""
+        now = self.clock()
+        cache_key = (self._version, now // 1000)
+        if self._cache is not None and self._cache[0] == cache_key:
+            return self._cache[1]
+        result = FlowList(flows=[self._flow_view(f, now) for f in self.flows.values()])
+        self._cache = (cache_key, result)
+        return result
+
+    def flow_view(self, name: str) -> FlowView:
+        self.require_flow(name)
+        for view in self.flows_view().flows:
+            if view.name == name:
+                return view
+        raise NotFoundError(f"unknown flow {name!r}")  # pragma: no cover - guarded above
+
+    def require_flow(self, name: str) -> Flow:
+        flow = self.flows.get(name)
+        if flow is None:
+            known = ", ".join(self.flows) or "none configured"
+            raise NotFoundError(f"unknown flow {name!r}; known flows: {known}")
+        return flow
+
+    def flow_totals(self, name: str) -> Aggregate:
+        """All-time sums of the flow's window records (for Prometheus counters)."""
+        return self._flow_stats(name).total
+
+    def _flow_view(self, flow: Flow, now: int) -> FlowView:
+        stats = self._flow_stats(flow.name)
+        as_of = stats.as_of()
+        ref_minute = (now if as_of is None else as_of) // MINUTE_MS
+        windows = Windows(
+            last_5m=_window_view(stats.window(ref_minute, 5)),
+            last_1h=_window_view(stats.window(ref_minute, 60)),
+            last_24h=_window_view(stats.window(ref_minute, DAY_MINUTES)),
+        )
+        gauges = list(stats.gauges.values())
+        oldest = min(
+            (
+                g.oldest_pending_started_at
+                for g in gauges
+                if g.oldest_pending_started_at is not None
+            ),
+            default=None,
+        )
+        stale_after = STALE_FACTOR * self.stats_interval_ms
+        stale = sorted(g.partition for g in gauges if now - g.updated_at > stale_after)
+        open_breaches = self.breaches.open_for(flow.name)
+        oldest_deadline = min((int(b["deadline"]) for b in open_breaches), default=None)
+        monitor_lag = max((g.monitor_lag_ms for g in gauges), default=None)
+        status, reasons = _status(
+            flow, windows, len(open_breaches), oldest_deadline, as_of, monitor_lag, stale
+        )
+        return FlowView(
+            name=flow.name,
+            target_ms=flow.target_ms,
+            objective=flow.objective,
+            give_up_after_ms=flow.give_up_after_ms,
+            as_of=as_of,
+            windows=windows,
+            open_breaches=len(open_breaches),
+            oldest_open_breach_deadline=oldest_deadline,
+            pending=sum(g.pending for g in gauges),
+            oldest_pending_started_at=oldest,
+            oldest_pending_age_ms=(
+                None if oldest is None or as_of is None else max(0, as_of - oldest)
+            ),
+            monitor_lag_ms=monitor_lag,
+            status=status,
+            status_reasons=reasons,
+            stats=StatsSource(
+                partitions=len(gauges), stale_partitions=stale, updated_at=stats.updated_at
+            ),
+        )
+
+    # ---- breaches ----------------------------------------------------------------------
+
+    def breaches_page(self, flt: BreachFilter, *, cursor: str | None, limit: int) -> BreachPage:
+        """One page in ``(first_detected_at, breach_id)`` order; see :mod:`api.breaches`."""
+        if flt.flow is not None:
+            self.require_flow(flt.flow)
+        try:
+            after = None if cursor is None else decode_cursor(cursor)
+        except ValueError as exc:
+            raise InvalidQueryError(str(exc)) from None
+        items, last = self.breaches.page(flt, after=after, limit=limit)
+        return BreachPage(
+            items=[BreachView.model_validate(r) for r in items],
+            next_cursor=None if last is None else encode_cursor(last),
+        )
+
+    def breach_view(self, breach_id: str) -> BreachView:
+        record = self.breaches.get(breach_id)
+        if record is None:
+            raise NotFoundError(f"unknown breach {breach_id!r}")
+        return BreachView.model_validate(record)
+
+    # ---- entities ----------------------------------------------------------------------
+
+    def entity_view(self, flow_name: str, key: str) -> EntityView:
+        """The entity's timeline; 404 when neither a measurement nor a breach is known."""
+        flow = self.require_flow(flow_name)
+        measurements = self.entities.get(flow_name, key)
+        breach = self.breaches.get(f"{flow_name}:{key}")
+        if not measurements and breach is None:
+            raise NotFoundError(
+                f"no measurement or breach of {flow_name}:{key}: it is unknown, still "
+                f"pending within its target, or older than the API's timeline cache "
+                f"({self.entities.capacity} entities)"
+            )
+        as_of = self._flow_stats(flow_name).as_of()
+        return timeline.build(flow, key, measurements, breach, as_of)
+
+
+def _window_view(res: WindowResult) -> WindowView:
+    t = res.tally
+    outcomes = t.on_time + t.late + t.lost
+    sk = res.sketch
+    return WindowView(
+        window_ms=(res.to_minute - res.from_minute + 1) * MINUTE_MS,
+        from_ms=res.from_minute * MINUTE_MS,
+        to_ms=(res.to_minute + 1) * MINUTE_MS,
+        count=t.count,
+        on_time=t.on_time,
+        late=t.late,
+        lost=t.lost,
+        clock_skew=t.clock_skew,
+        outcomes=outcomes,
+        on_time_ratio=None if outcomes == 0 else t.on_time / outcomes,
+        lag_ms=LagQuantiles(
+            p50=sk.quantile(0.50), p95=sk.quantile(0.95), p99=sk.quantile(0.99), max=sk.max
+        ),
+    )
+
+
+def _status(
+    flow: Flow,
+    windows: Windows,
+    open_breaches: int,
+    oldest_deadline: int | None,
+    as_of: int | None,
+    monitor_lag_ms: int | None,
+    stale: list[int],
+) -> tuple[Status, list[str]]:
+    """The rule of docs/api.md ("Status"): breaching beats warning beats ok."""
+    breaching: list[str] = []
+    warning: list[str] = []
+    hour, five = windows.last_1h, windows.last_5m
+    if hour.on_time_ratio is not None and hour.on_time_ratio < flow.objective:
+        breaching.append(f"1 h on-time ratio {hour.on_time_ratio:.4f} < objective {flow.objective}")
+    if oldest_deadline is not None and as_of is not None:
+        overdue_by = as_of - oldest_deadline
+        if overdue_by > flow.target_ms:
+            breaching.append(
+                f"an open breach is {overdue_by} ms past its deadline "
+                f"(> target {flow.target_ms} ms)"
+            )
+    if five.on_time_ratio is not None and five.on_time_ratio < flow.objective:
+        warning.append(f"5 min on-time ratio {five.on_time_ratio:.4f} < objective {flow.objective}")
+    if open_breaches:
+        warning.append(f"{open_breaches} open breach{'es' if open_breaches > 1 else ''}")
+    if monitor_lag_ms is not None and monitor_lag_ms > flow.target_ms:
+        warning.append(f"monitor lag {monitor_lag_ms} ms > target {flow.target_ms} ms")
+    if stale:
+        warning.append(f"stale statistics from partitions {stale}")
+    if breaching:
+        return "breaching", breaching + warning
+    if warning:
+        return "warning", warning
+    return "ok", []
