@@ -1,0 +1,1 @@
+"""Ingest: turn raw input records into flow events, or into quarantine records."""

@@ -1,0 +1,219 @@
+r"""Input decoder: raw Kafka record value → validated :class:`FlowEvent` s, or a quarantine reason.
+
+Guarantees of :meth:`Decoder.decode`:
+
+- it either returns flow events or raises :class:`~streams.errors.InputError` whose ``reason``
+  is one of :data:`~streams.ingest.quarantine.REASONS`; it never raises anything else for any
+  byte string, so bad input cannot crash a worker;
+- checks run in this order: topic known (``unknown_topic``), value present (``not_json``,
+  "empty record"), size <= 1 MiB before parsing (``too_large``), JSON (``not_json``), object
+  (``not_object``), the topic's schema (``schema_violation``), then per flow the key
+  (``missing_key``) and the time (``missing_time``, ``unparsable_time``). When the schema
+  fails because of a flow's key or time field, the more specific reason is reported;
+- one record yields one event per (flow, side) that reads its topic and whose completion
+  filter matches; a completion that matches no filter yields ``[]`` (the caller counts it as
+  unmatched, it is not bad input);
+- schemas are compiled once, in the constructor (fastjsonschema); nothing is interpreted per
+  event. ``format`` keywords are annotations, as in draft 2020-12 by default; the schemas use
+  ``pattern`` where a check matters, and event times are parsed by
+  :func:`~streams.core.timeparse.parse_event_time`.
+
+Cost (2-core dev machine, Python 3.11, best of 5): 3.6-3.9 µs per valid
+``funnel.lead.captured`` record with an RFC 3339 time, 2.9 µs with an epoch-ms time, 4.2 µs per
+``funnel.posthog.ingested`` record (two flows, filters). Of that, ``orjson.loads`` is 0.3 µs,
+the compiled schema 1.1 µs, the time parse 0.7 µs and building the frozen ``FlowEvent`` 0.8 µs.
+Measure with (from the repository root)::
+
+    .venv/bin/python -m timeit \
+      -s 'from streams.ingest.decoder import Decoder; from streams.flows import load_flows' \
+      -s 'd = Decoder(load_flows(None)); t = "funnel.lead.captured"' \
+      -s 'r = b"{\"event_id\":\"e-1\",\"lead_id\":\"L-1\","' \
+      -s 'r += b"\"occurred_at\":\"2026-04-23T10:46:57.123Z\"}"' \
+      'd.decode(t, 0, 1, r)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from streams.core.model import CompletionFilter, Flow, FlowEvent, Side
+from streams.core.timeparse import parse_event_time
+from streams.errors import InputError
+from streams.ingest.quarantine import MAX_RECORD_BYTES
+from streams.schemas import input_schema_path, load_schema
+
+MAX_KEY_CHARS = 256
+"""Longest accepted entity key (the input schemas' ``maxLength`` of key fields)."""
+
+Validator = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """How a record of one topic becomes an event of one flow: side, key and time paths."""
+
+    flow: str
+    side: Side
+    key: tuple[str, ...]
+    time: tuple[str, ...]
+    filter: CompletionFilter | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    validate: Validator
+    mappings: tuple[Mapping, ...]
+    schema: str
+
+
+class Decoder:
+    """Decodes records of every topic the given flows read; build once per process."""
+
+    __slots__ = ("_plans",)
+
+    def __init__(self, flows: Iterable[Flow]) -> None:
+        by_topic: dict[str, list[Mapping]] = {}
+        for f in flows:
+            by_topic.setdefault(f.start_topic, []).append(
+                Mapping(f.name, "start", f.start_key, f.start_time, None)
+            )
+            by_topic.setdefault(f.end_topic, []).append(
+                Mapping(f.name, "end", f.end_key, f.end_time, f.end_filter)
+            )
+        self._plans = {
+            topic: _plan(topic, tuple(mappings)) for topic, mappings in sorted(by_topic.items())
+        }
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic this decoder accepts, sorted."""
+        return tuple(self._plans)
+
+    def mappings(self, topic: str) -> tuple[Mapping, ...]:
+        """The (flow, side) mappings of ``topic``, in flow order; ``()`` for an unknown topic."""
+        plan = self._plans.get(topic)
+        return () if plan is None else plan.mappings
+
+    def schema_of(self, topic: str) -> str | None:
+        """Which schema file validates ``topic`` (relative to ``schemas/``), or ``None``."""
+        plan = self._plans.get(topic)
+        return None if plan is None else plan.schema
+
+    def decode(self, topic: str, partition: int, offset: int, raw: bytes | None) -> list[FlowEvent]:
+        """The flow events of one record; raises :class:`InputError` (see the module doc)."""
+        plan = self._plans.get(topic)
+        if plan is None:
+            raise InputError("unknown_topic", f"no configured flow reads topic {topic!r}")
+        if not raw:
+            raise InputError("not_json", "empty record")
+        if len(raw) > MAX_RECORD_BYTES:
+            raise InputError("too_large", f"{len(raw)} bytes; the limit is {MAX_RECORD_BYTES}")
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InputError("not_json", str(exc)) from None
+        if type(obj) is not dict:
+            raise InputError("not_object", f"expected a JSON object, got {_json_type(obj)}")
+        try:
+            plan.validate(obj)
+        except fastjsonschema.JsonSchemaException as exc:
+            raise _refine(plan, obj, exc) from None
+        event_id = obj.get("event_id")
+        if type(event_id) is not str or not event_id:
+            raise InputError("schema_violation", "data.event_id must be a non-empty string")
+        out: list[FlowEvent] = []
+        time_path: tuple[str, ...] = ()
+        time_ms = 0
+        for m in plan.mappings:
+            if m.filter is not None and not m.filter.matches(obj):
+                continue
+            key = _key(obj, m)
+            if m.time != time_path:
+                time_ms = _time(obj, m)
+                time_path = m.time
+            out.append(FlowEvent(m.flow, key, m.side, event_id, time_ms, topic, partition, offset))
+        return out
+
+
+def _plan(topic: str, mappings: tuple[Mapping, ...]) -> _Plan:
+    path = input_schema_path(topic)
+    if path.is_file():
+        rel = f"input/{path.name}"
+        schema = load_schema(rel)
+    else:
+        rel = "common/event.schema.json"
+        schema = load_schema(rel)
+        if all(m.time != ("occurred_at",) for m in mappings):
+            schema["required"] = [f for f in schema["required"] if f != "occurred_at"]
+    return _Plan(fastjsonschema.compile(schema, use_formats=False), mappings, rel)
+
+
+def _get(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
+    cur: Any = obj
+    for part in path:
+        if type(cur) is not dict:
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _key(obj: dict[str, Any], m: Mapping) -> str:
+    key = obj.get(m.key[0]) if len(m.key) == 1 else _get(obj, m.key)
+    if type(key) is str and key:
+        if len(key) <= MAX_KEY_CHARS:
+            return key
+        raise InputError(
+            "schema_violation",
+            f"flow {m.flow!r}: key {'.'.join(m.key)!r} is longer than {MAX_KEY_CHARS} characters",
+        )
+    what = "is missing" if key is None else "is empty" if key == "" else "must be a string"
+    got = "" if key is None or key == "" else f", got {_json_type(key)}"
+    raise InputError("missing_key", f"flow {m.flow!r}: key {'.'.join(m.key)!r} {what}{got}")
+
+
+def _time(obj: dict[str, Any], m: Mapping) -> int:
+    value = obj.get(m.time[0]) if len(m.time) == 1 else _get(obj, m.time)
+    if value is None:
+        raise InputError("missing_time", f"flow {m.flow!r}: time {'.'.join(m.time)!r} is missing")
+    try:
+        return parse_event_time(value)
+    except ValueError as exc:
+        raise InputError(
+            "unparsable_time", f"flow {m.flow!r}: time {'.'.join(m.time)!r}: {exc}"
+        ) from None
+
+
+def _refine(
+    plan: _Plan, obj: dict[str, Any], exc: fastjsonschema.JsonSchemaException
+) -> InputError:
+    """The most specific reason for a schema failure: a flow's key or time first, if at fault."""
+    for m in plan.mappings:
+        if m.filter is not None and not m.filter.matches(obj):
+            continue
+        try:
+            _key(obj, m)
+            _time(obj, m)
+        except InputError as specific:
+            if specific.reason != "schema_violation":
+                return specific
+    message = getattr(exc, "message", None) or str(exc)
+    return InputError("schema_violation", f"{message} (schema {plan.schema})")
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return "object"
