@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -43,13 +44,15 @@ class OutputConsumer:
         bootstrap: str,
         model: ReadModel,
         *,
-        read_topics: tuple[str, ...] = READ_TOPICS,
+        topic_map: Mapping[str, str] | None = None,
         retry_ms: int = 1000,
         max_records: int = 2000,
     ) -> None:
         self.bootstrap = bootstrap
         self.model = model
-        self.read_topics = read_topics
+        self.topic_map = dict(topic_map or {t: t for t in READ_TOPICS})
+        """Topic to read -> output topic it holds (tests read renamed, unshared topics)."""
+        self.read_topics = tuple(self.topic_map)
         self.retry_ms = retry_ms
         self.max_records = max_records
         self._next: dict[TopicPartition, int] = {}
@@ -136,8 +139,9 @@ class OutputConsumer:
                 await self._check_ready(consumer, tps)
             batches = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
             for tp, records in batches.items():
+                logical = self.topic_map[tp.topic]
                 for rec in records:
-                    self.model.apply_raw(tp.topic, rec.key, rec.value)
+                    self.model.apply_raw(logical, rec.key, rec.value)
                 if records:
                     self._next[tp] = records[-1].offset + 1
             await asyncio.sleep(0)  # let requests in between batches
