@@ -31,9 +31,7 @@ RFC3339_PATTERN = (
 """The shape of an RFC 3339 date-time with offset; the input schemas use the same pattern."""
 
 _RFC3339 = re.compile(RFC3339_PATTERN[1:-1])
-_NAIVE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
-)
+_NAIVE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _EXPECTED = (
@@ -73,9 +71,7 @@ def _parse_rfc3339(text: str) -> int:
         ms = _parse_slow(text)
     if 0 <= ms <= MAX_EPOCH_MS:
         return ms
-    raise ValueError(
-        f"time {text!r} is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z"
-    )
+    raise ValueError(f"time {text!r} is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z")
 
 
 def _parse_slow(text: str) -> int:

@@ -49,11 +49,7 @@ def parse_duration(text: str) -> int:
     match = _DURATION.fullmatch(text.strip()) if text.strip() else None
     if match is None:
         raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
-    ms = sum(
-        int(v) * _UNIT_MS[unit]
-        for unit, v in match.groupdict().items()
-        if v is not None
-    )
+    ms = sum(int(v) * _UNIT_MS[unit] for unit, v in match.groupdict().items() if v is not None)
     if ms <= 0:
         raise ValueError(f"{text!r} must be longer than zero {_DURATION_HINT}")
     return ms
@@ -63,9 +59,7 @@ def parse_path(text: str) -> tuple[str, ...]:
     """``"payload.lead.id"`` → ``("payload", "lead", "id")``; raises :class:`ValueError`."""
     parts = tuple(text.split("."))
     if not text or any(not p or p != p.strip() for p in parts):
-        raise ValueError(
-            f"{text!r} is not a field path (use dotted names, e.g. payload.lead.id)"
-        )
+        raise ValueError(f"{text!r} is not a field path (use dotted names, e.g. payload.lead.id)")
     return parts
 
 
@@ -106,11 +100,7 @@ def load_flows(path: Path | None = None) -> tuple[Flow, ...]:
     Raises :class:`ConfigError` naming file, flow and field when anything is wrong.
     """
     if path is None:
-        text = (
-            resources.files(__package__)
-            .joinpath(DEFAULT_FILE)
-            .read_text(encoding="utf-8")
-        )
+        text = resources.files(__package__).joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
         return parse_flows(text, DEFAULT_FILE)
     try:
         text = path.read_text(encoding="utf-8")
@@ -126,9 +116,7 @@ def parse_flows(text: str, source: str = "<flows>") -> tuple[Flow, ...]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
-        raise ConfigError(
-            f"{source}: expected a mapping with a 'flows:' list at the top"
-        )
+        raise ConfigError(f"{source}: expected a mapping with a 'flows:' list at the top")
     extra = sorted(set(doc) - {"flows"}, key=str)
     if extra:
         raise ConfigError(
@@ -136,9 +124,7 @@ def parse_flows(text: str, source: str = "<flows>") -> tuple[Flow, ...]:
         )
     items = doc.get("flows")
     if not isinstance(items, list) or not items:
-        raise ConfigError(
-            f"{source}: 'flows' must be a non-empty list of flow definitions"
-        )
+        raise ConfigError(f"{source}: 'flows' must be a non-empty list of flow definitions")
     flows: list[Flow] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items, start=1):
@@ -172,18 +158,12 @@ class _Builder:
     def build(self) -> Flow:
         item = self.item
         if not isinstance(item, dict):
-            raise ConfigError(
-                f"{self.source}: {self.label}: expected a mapping, got {_kind(item)}"
-            )
+            raise ConfigError(f"{self.source}: {self.label}: expected a mapping, got {_kind(item)}")
         name = item.get("name")
         if name is None:
-            self.fail(
-                "name", "missing; give the flow a unique name, e.g. lead_to_posthog"
-            )
+            self.fail("name", "missing; give the flow a unique name, e.g. lead_to_posthog")
         if not isinstance(name, str) or _NAME.fullmatch(name) is None:
-            self.fail(
-                "name", f"{name!r} is not a flow name (1-64 of A-Z a-z 0-9 _ . -)"
-            )
+            self.fail("name", f"{name!r} is not a flow name (1-64 of A-Z a-z 0-9 _ . -)")
         self.label = f"flow {name!r}"
         self._check_fields("", item, _FLOW_FIELDS)
         start = self._section("start", _START_FIELDS)
@@ -194,9 +174,7 @@ class _Builder:
         )
         if give_up_ms <= target_ms:
             given = item.get("give_up_after", "24h (the default)")
-            self.fail(
-                "give_up_after", f"{given} must be longer than target {item['target']}"
-            )
+            self.fail("give_up_after", f"{given} must be longer than target {item['target']}")
         end_filter = None
         if end.get("filter") is not None:
             raw = end["filter"]
@@ -244,29 +222,21 @@ class _Builder:
         if value is None:
             self.fail(field, "missing; give at least {topic: ..., key: ...}")
         if not isinstance(value, dict):
-            self.fail(
-                field, f"expected a mapping with topic and key, got {_kind(value)}"
-            )
+            self.fail(field, f"expected a mapping with topic and key, got {_kind(value)}")
         self._check_fields(f"{field}.", value, allowed)
         return value
 
     def _topic(self, field: str, value: object) -> str:
         if value is None:
             self.fail(field, "missing; name the Kafka topic")
-        if (
-            not isinstance(value, str)
-            or _TOPIC.fullmatch(value) is None
-            or value in {".", ".."}
-        ):
+        if not isinstance(value, str) or _TOPIC.fullmatch(value) is None or value in {".", ".."}:
             self.fail(
                 field,
                 f"{value!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)",
             )
         return value
 
-    def _path(
-        self, field: str, value: object, default: tuple[str, ...] | None
-    ) -> tuple[str, ...]:
+    def _path(self, field: str, value: object, default: tuple[str, ...] | None) -> tuple[str, ...]:
         if value is None:
             if default is None:
                 self.fail(
@@ -274,11 +244,7 @@ class _Builder:
                     "missing; give the field path, e.g. lead_id or payload.lead.id",
                 )
             return default
-        if (
-            isinstance(value, list)
-            and value
-            and all(isinstance(p, str) and p for p in value)
-        ):
+        if isinstance(value, list) and value and all(isinstance(p, str) and p for p in value):
             return tuple(value)
         if not isinstance(value, str):
             self.fail(field, f"expected a dotted field path, got {_kind(value)}")
@@ -293,32 +259,22 @@ class _Builder:
                 self.fail(field, f"missing {_DURATION_HINT}")
             return default
         if not isinstance(value, str):
-            self.fail(
-                field, f"{value!r} is not a duration; give a unit {_DURATION_HINT}"
-            )
+            self.fail(field, f"{value!r} is not a duration; give a unit {_DURATION_HINT}")
         try:
             return parse_duration(value)
         except ValueError as exc:
             self.fail(field, str(exc))
 
     def _objective(self, value: object) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 < value < 1
-        ):
-            self.fail(
-                "objective", f"{value!r} must be a number between 0 and 1, e.g. 0.99"
-            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            self.fail("objective", f"{value!r} must be a number between 0 and 1, e.g. 0.99")
         return float(value)
 
 
 class _StrictLoader(yaml.SafeLoader):
     """A SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
 
-    def construct_mapping(
-        self, node: yaml.MappingNode, deep: bool = False
-    ) -> dict[Any, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ GOOD = """
 flows:
   - name: lead_to_posthog
     start: {topic: funnel.lead.captured, key: lead_id}
-    completion: {topic: funnel.posthog.ingested, key: source_id, filter: 'source == "lead.captured"'}
+    completion:
+      {topic: funnel.posthog.ingested, key: source_id, filter: 'source == "lead.captured"'}
     target: 5s
 """
 
@@ -35,9 +37,7 @@ def test_default_has_the_four_flows_of_the_design() -> None:
         "dlq_first_retry": 60_000,
         "approval_to_notification": 300_000,
     }
-    assert all(
-        f.objective == 0.99 and f.give_up_after_ms == 86_400_000 for f in flows.values()
-    )
+    assert all(f.objective == 0.99 and f.give_up_after_ms == 86_400_000 for f in flows.values())
     lead = flows["lead_to_posthog"]
     assert (lead.start_topic, lead.start_key) == ("funnel.lead.captured", ("lead_id",))
     assert (lead.end_topic, lead.end_key) == ("funnel.posthog.ingested", ("source_id",))
@@ -74,7 +74,8 @@ flows:
         7_200_000,
     )
     (plain,) = parse_flows(GOOD)
-    assert plain.objective == 0.99 and plain.give_up_after_ms == 86_400_000
+    assert plain.objective == 0.99
+    assert plain.give_up_after_ms == 86_400_000
 
 
 def test_flow_topics_sorted_unique() -> None:
@@ -99,11 +100,9 @@ def test_parse_duration(text: str, ms: int) -> None:
     assert parse_duration(text) == ms
 
 
-@pytest.mark.parametrize(
-    "text", ["", "5", "5x", "s", "1s1m", "0s", "1.5s", "-1s", "5 s", "5mss"]
-)
+@pytest.mark.parametrize("text", ["", "5", "5x", "s", "1s1m", "0s", "1.5s", "-1s", "5 s", "5mss"])
 def test_parse_duration_refuses(text: str) -> None:
-    with pytest.raises(ValueError, match="duration|longer than zero"):
+    with pytest.raises(ValueError, match=r"is not a duration|must be longer than zero"):
         parse_duration(text)
 
 
@@ -138,7 +137,8 @@ def test_parse_filter(text: str, expected: CompletionFilter) -> None:
     ],
 )
 def test_parse_filter_refuses(text: str) -> None:
-    with pytest.raises(ValueError):
+    problems = r"not a filter|not a field path|not a JSON literal|list of literals|single literal"
+    with pytest.raises(ValueError, match=problems):
         parse_filter(text)
 
 
@@ -188,7 +188,8 @@ BAD_FILES = [
     ),
     pytest.param(
         _flow() + _flow().replace("flows:\n", ""),
-        "flows.yaml: flow 'lead_to_posthog': field 'name': duplicate flow name (flow #1 has it too)",
+        "flows.yaml: flow 'lead_to_posthog': field 'name': "
+        "duplicate flow name (flow #1 has it too)",
         id="duplicate-name",
     ),
     pytest.param(
@@ -209,7 +210,8 @@ BAD_FILES = [
         id="missing-completion",
     ),
     pytest.param(
-        "flows:\n  - name: f\n    start: {topic: a, key: id}\n    completion: {topic: b, key: id}\n",
+        "flows:\n  - name: f\n    start: {topic: a, key: id}\n"
+        "    completion: {topic: b, key: id}\n",
         "flows.yaml: flow 'f': field 'target': missing",
         id="missing-target",
     ),
@@ -232,17 +234,20 @@ BAD_FILES = [
     ),
     pytest.param(
         _flow(extra="    give_up_after: 5s\n"),
-        "flows.yaml: flow 'lead_to_posthog': field 'give_up_after': 5s must be longer than target 5s",
+        "flows.yaml: flow 'lead_to_posthog': field 'give_up_after': "
+        "5s must be longer than target 5s",
         id="give-up-not-after-target",
     ),
     pytest.param(
         _flow(target="25h"),
-        "flows.yaml: flow 'lead_to_posthog': field 'give_up_after': 24h (the default) must be longer",
+        "flows.yaml: flow 'lead_to_posthog': field 'give_up_after': "
+        "24h (the default) must be longer",
         id="target-beyond-default-give-up",
     ),
     pytest.param(
         _flow(extra="    objective: 99\n"),
-        "flows.yaml: flow 'lead_to_posthog': field 'objective': 99 must be a number between 0 and 1",
+        "flows.yaml: flow 'lead_to_posthog': field 'objective': "
+        "99 must be a number between 0 and 1",
         id="bad-objective",
     ),
     pytest.param(
@@ -261,8 +266,8 @@ BAD_FILES = [
         id="missing-name",
     ),
     pytest.param(
-        "flows:\n  - name: f\n    start: {topic: 'a b', key: id}\n    completion: {topic: b, key: id}\n"
-        "    target: 5s\n",
+        "flows:\n  - name: f\n    start: {topic: 'a b', key: id}\n"
+        "    completion: {topic: b, key: id}\n    target: 5s\n",
         "flows.yaml: flow 'f': field 'start.topic': 'a b' is not a Kafka topic name",
         id="bad-topic",
     ),
@@ -273,8 +278,8 @@ BAD_FILES = [
         id="same-topic-without-filter",
     ),
     pytest.param(
-        "flows:\n  - name: f\n    start: {topic: a, key: 'x..y'}\n    completion: {topic: b, key: id}\n"
-        "    target: 5s\n",
+        "flows:\n  - name: f\n    start: {topic: a, key: 'x..y'}\n"
+        "    completion: {topic: b, key: id}\n    target: 5s\n",
         "flows.yaml: flow 'f': field 'start.key': 'x..y' is not a field path",
         id="bad-path",
     ),
@@ -283,27 +288,19 @@ BAD_FILES = [
         "flows.yaml: not valid YAML: field 'name' given twice at line 3",
         id="duplicate-yaml-key",
     ),
-    pytest.param(
-        "flows: []\n", "flows.yaml: 'flows' must be a non-empty list", id="empty"
-    ),
-    pytest.param(
-        "- a\n", "flows.yaml: expected a mapping with a 'flows:' list", id="not-mapping"
-    ),
+    pytest.param("flows: []\n", "flows.yaml: 'flows' must be a non-empty list", id="empty"),
+    pytest.param("- a\n", "flows.yaml: expected a mapping with a 'flows:' list", id="not-mapping"),
     pytest.param(
         GOOD + "version: 2\n",
         "flows.yaml: unknown top-level field 'version'",
         id="unknown-top",
     ),
-    pytest.param(
-        "flows:\n  - 3\n", "flows.yaml: flow #1: expected a mapping, got int", id="item"
-    ),
+    pytest.param("flows:\n  - 3\n", "flows.yaml: flow #1: expected a mapping, got int", id="item"),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_FILES)
-def test_bad_file_names_file_flow_and_field(
-    tmp_path: Path, text: str, message: str
-) -> None:
+def test_bad_file_names_file_flow_and_field(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "flows.yaml").write_text(text)
     with pytest.raises(ConfigError) as info:
         load_flows(tmp_path / "flows.yaml")
@@ -312,9 +309,7 @@ def test_bad_file_names_file_flow_and_field(
     assert message in got, got
 
 
-def test_message_names_the_file_as_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_message_names_the_file_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("flows.yaml").write_text(_flow(target="5x"))
     with pytest.raises(ConfigError) as info:
@@ -329,5 +324,31 @@ def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the flows file"):
         load_flows(tmp_path / "absent.yaml")
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ConfigError, match="bin.yaml: cannot read the flows file"):
+    with pytest.raises(ConfigError, match=r"bin\.yaml: cannot read the flows file"):
         load_flows(tmp_path / "bin.yaml")
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "flows.md"
+
+
+def test_docs_examples_load_and_match_what_they_say() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- flows-example -->\n```yaml\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) == 2
+    first, second = (parse_flows(b, "docs/flows.md") for b in blocks)
+    assert first == tuple(f for f in load_flows(None) if f.name == "lead_to_posthog")
+    order, invoice = second
+    assert order.end_key == ("order", "id")
+    assert order.end_time == ("sent_at",)
+    assert invoice.start_topic == order.end_topic
+    assert invoice.end_filter == CompletionFilter(
+        ("status",), "in", ("settled", "partially_settled")
+    )
+    assert (invoice.target_ms, invoice.give_up_after_ms) == (3 * 86_400_000, 30 * 86_400_000)
+
+
+def test_not_equal_filter_needs_the_field() -> None:
+    flt = parse_filter('source != "test"')
+    assert flt.matches({"source": "live"})
+    assert not flt.matches({"source": "test"})
+    assert not flt.matches({})
