@@ -110,18 +110,17 @@ class OutputConsumer:
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while True:
-            await consumer.topics()  # refreshes metadata
-            missing = [t for t in self.read_topics if not consumer.partitions_for_topic(t)]
+            # A fresh metadata snapshot: partitions_for_topic() only knows topics the client
+            # already tracks, and a group-less consumer tracks none before assign().
+            cluster = await consumer._client.fetch_all_metadata()
+            parts = {t: sorted(cluster.partitions_for_topic(t) or ()) for t in self.read_topics}
+            missing = [t for t, ps in parts.items() if not ps]
             if not missing:
                 break
             if not self.model.progress.ready:
                 self.model.progress.waiting_for = [f"topic {t} to exist" for t in missing]
             await asyncio.sleep(self.retry_ms / 1000)
-        tps = [
-            TopicPartition(t, p)
-            for t in self.read_topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
+        tps = [TopicPartition(t, p) for t in self.read_topics for p in parts[t]]
         consumer.assign(tps)
         for tp in tps:
             if tp in self._next:
