@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import auth, errors
-from api.breaches import BreachFilter
+from api.breaches import CURSOR_PATTERN, BreachFilter
 from api.consumer import OutputConsumer
 from api.metrics import registry_for
 from api.models import (
@@ -154,7 +154,8 @@ def _v1(model: ReadModel) -> APIRouter:
             int | None, Query(ge=0, description="first_detected_at < until (epoch ms).")
         ] = None,
         cursor: Annotated[
-            str | None, Query(max_length=512, description="next_cursor of the previous page.")
+            str | None,
+            Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page."),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> BreachPage:

@@ -34,13 +34,21 @@ def unauthorized() -> HTTPException:
 
 
 def guard(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
-    """A FastAPI dependency enforcing ``token`` (a no-op when ``token`` is None)."""
+    """A FastAPI dependency enforcing ``token``.
+
+    With no token (unset or empty) it is a no-op and declares no security scheme, so the
+    OpenAPI document says what the server does: open when open, bearer-protected when set.
+    """
+    if token is None or not token.get_secret_value():
+
+        async def open_access() -> None:
+            return None
+
+        return open_access
 
     async def check(
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
     ) -> None:
-        if token is None:
-            return
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise unauthorized()
         if not token_matches(token, credentials.credentials):

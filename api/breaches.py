@@ -11,14 +11,11 @@ after the cursor. Records replayed with the same content change nothing (idempot
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 SortKey = tuple[int, str]
 
@@ -52,27 +49,23 @@ class BreachEntry:
     """The latest record, plus ``first_detected_at``."""
 
 
+CURSOR_PATTERN = r"^[0-9]{1,15}\.(?:[0-9a-f]{2}){0,256}$"
+"""``<first_detected_at>.<hex of the UTF-8 breach_id>``: every string of this shape is a
+position in the order (so any well-formed cursor is accepted), and the one a page returns
+continues right after that page's last item."""
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(key: SortKey) -> str:
-    raw = orjson.dumps([key[0], key[1]])
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return f"{key[0]}.{key[1].encode('utf-8', 'surrogateescape').hex()}"
 
 
 def decode_cursor(cursor: str) -> SortKey:
-    """Inverse of :func:`encode_cursor`; raises :class:`InvalidCursorError`."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
-        raise InvalidCursorError("cursor is not valid; use next_cursor from a page") from exc
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not isinstance(value[0], int)
-        or isinstance(value[0], bool)
-        or not isinstance(value[1], str)
-    ):
+    """Inverse of :func:`encode_cursor`; raises :class:`InvalidCursorError` when malformed."""
+    if not _CURSOR.match(cursor):
         raise InvalidCursorError("cursor is not valid; use next_cursor from a page")
-    return value[0], value[1]
+    ms, _, hexid = cursor.partition(".")
+    return int(ms), bytes.fromhex(hexid).decode("utf-8", "surrogateescape")
 
 
 class BreachIndex:

@@ -227,7 +227,12 @@ class BreachView(BaseModel):
 class BreachPage(BaseModel):
     """One page of breaches ordered by ``(first_detected_at, breach_id)``."""
 
-    model_config = _example({"items": [_BREACH_EX], "next_cursor": "WzE3NjcyMjU2MDUzMDAsImEiXQ"})
+    model_config = _example(
+        {
+            "items": [_BREACH_EX],
+            "next_cursor": "1767225605300.6c6561645f746f5f706f7374686f673a6c6561642d3432",
+        }
+    )
     items: list[BreachView]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null when nothing matches after it."

@@ -16,10 +16,14 @@ TOKEN = "s3cret-token"
 PROTECTED = ("/v1/flows", "/v1/breaches", "/v1/flows/lead_to_posthog", "/metrics")
 
 
-async def test_open_without_a_token(model: ReadModel) -> None:
-    async with make_client(model) as client:
+@pytest.mark.parametrize("token", [None, ""])
+async def test_open_without_a_token(model: ReadModel, token: str | None) -> None:
+    settings = Settings(api_token=None if token is None else SecretStr(token))
+    async with make_client(model, settings) as client:
         for path in PROTECTED:
             assert (await client.get(path)).status_code == 200, path
+        spec = (await client.get("/openapi.json")).json()
+        assert "securitySchemes" not in spec.get("components", {})
 
 
 @pytest.mark.parametrize(
@@ -60,6 +64,8 @@ async def test_the_right_token_passes_and_probes_stay_open(model: ReadModel) -> 
             assert r.status_code == 200, path
         for path in ("/healthz", "/readyz", "/openapi.json"):
             assert (await client.get(path)).status_code == 200, path
+        spec = (await client.get("/openapi.json")).json()
+        assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
 async def test_comparison_is_constant_time(
