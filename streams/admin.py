@@ -1,0 +1,144 @@
+"""Topic administration: make sure every topic the monitor needs exists.
+
+:func:`ensure_topics` is the one reusable entry point (the CLI, the worker and the tests call
+it). It is idempotent: a topic that already exists is reported, never altered, so running it
+against a live cluster is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from streams.errors import BrokerError
+from streams.settings import Settings
+from streams.topics import ALL_TOPICS, TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36
+REQUEST_TIMEOUT_MS = 30_000
+LEADER_WAIT_S = 30.0
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """Broker-side configs a topic is created with (compacted topics: ``cleanup.policy``)."""
+    return {"cleanup.policy": "compact"} if spec.compacted else {}
+
+
+async def ensure_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    partitions: int,
+    replication_factor: int,
+) -> tuple[list[str], list[str]]:
+    """Create each topic of ``specs`` that does not exist; return ``(created, existing)``.
+
+    Idempotent and safe to race with another creator (an "already exists" answer counts as
+    existing). Existing topics are left as they are, whatever their partition count. Raises
+    :class:`BrokerError` when the cluster cannot be reached or refuses a creation.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    wanted = _dedupe(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    try:
+        await asyncio.wait_for(admin.start(), REQUEST_TIMEOUT_MS / 1000)
+    except Exception as exc:
+        await admin.close()
+        raise BrokerError(
+            f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}: {exc}); start it with "
+            "`freshness kafka start` or set FRESHNESS_KAFKA_BOOTSTRAP to a running cluster."
+        ) from None
+    try:
+        present = set(await admin.list_topics())
+        existing = [s.name for s in wanted if s.name in present]
+        missing = [s for s in wanted if s.name not in present]
+        created: list[str] = []
+        if missing:
+            new = [
+                NewTopic(s.name, partitions, replication_factor, topic_configs=topic_config(s))
+                for s in missing
+            ]
+            response = await admin.create_topics(new, timeout_ms=REQUEST_TIMEOUT_MS)
+            created, raced = _check_created(response.topic_errors)
+            existing += raced
+            await _wait_for_leaders(admin, created, bootstrap)
+        return created, existing
+    finally:
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: Any, topics: list[str], bootstrap: str) -> None:
+    """Return once every partition of ``topics`` has a leader, so producing right after
+    creation does not bounce off ``NOT_LEADER_OR_FOLLOWER``."""
+    if not topics:
+        return
+    deadline = asyncio.get_running_loop().time() + LEADER_WAIT_S
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(_has_leaders(topic) for topic in described):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise BrokerError(
+                f"topics {', '.join(topics)} were created on {bootstrap} but have no leader "
+                f"after {LEADER_WAIT_S:.0f} s; check the brokers' health."
+            )
+        await asyncio.sleep(0.05)
+
+
+def _has_leaders(topic: dict[str, Any]) -> bool:
+    partitions = topic.get("partitions") or []
+    return (
+        topic.get("error_code") == 0
+        and bool(partitions)
+        and all(p.get("error_code") == 0 and p.get("leader", -1) >= 0 for p in partitions)
+    )
+
+
+def _dedupe(specs: Iterable[TopicSpec]) -> list[TopicSpec]:
+    seen: dict[str, TopicSpec] = {}
+    for spec in specs:
+        seen.setdefault(spec.name, spec)
+    return list(seen.values())
+
+
+def _check_created(topic_errors: Sequence[Sequence[Any]]) -> tuple[list[str], list[str]]:
+    """Split a CreateTopics answer into (created, already existing); raise on other errors."""
+    created: list[str] = []
+    raced: list[str] = []
+    failures: list[str] = []
+    for entry in topic_errors:
+        name, code = str(entry[0]), int(entry[1])
+        message = entry[2] if len(entry) > 2 else None
+        if code == 0:
+            created.append(name)
+        elif code == TOPIC_ALREADY_EXISTS:
+            raced.append(name)
+        else:
+            failures.append(f"{name}: error {code} {message or ''}".strip())
+    if failures:
+        raise BrokerError(
+            "Kafka refused to create topics (" + "; ".join(failures) + "); check the partition "
+            "count and FRESHNESS_REPLICATION_FACTOR against the cluster."
+        )
+    return created, raced
+
+
+def run_create(settings: Settings) -> int:
+    """``freshness topics create``: every topic of :data:`streams.topics.ALL_TOPICS`."""
+    created, existing = asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap,
+            ALL_TOPICS,
+            settings.partitions,
+            settings.replication_factor,
+        )
+    )
+    specs = {s.name: s for s in ALL_TOPICS}
+    for name in created:
+        note = " (compacted)" if specs[name].compacted else ""
+        print(f"created {name}: {settings.partitions} partitions{note}")
+    for name in existing:
+        print(f"found   {name}")
+    print(f"{len(created)} created, {len(existing)} already present on {settings.kafka_bootstrap}")
+    return 0
