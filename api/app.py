@@ -141,17 +141,17 @@ def _v1(model: ReadModel) -> APIRouter:
         "/breaches",
         response_model=BreachPage,
         responses={**_ERR_404, **_ERR_422},
-        summary="Breaches, oldest detection first, cursor-paginated",
+        summary="Breaches, oldest deadline first, cursor-paginated",
     )
     async def breaches(
         flow: Annotated[str | None, Query(description="Only this flow (404 if unknown).")] = None,
         kind: Annotated[BreachKind | None, Query()] = None,
         status: Annotated[BreachStatus | None, Query()] = None,
         since: Annotated[
-            int | None, Query(ge=0, description="first_detected_at >= since (epoch ms).")
+            int | None, Query(ge=0, description="deadline >= since (epoch ms).")
         ] = None,
         until: Annotated[
-            int | None, Query(ge=0, description="first_detected_at < until (epoch ms).")
+            int | None, Query(ge=0, description="deadline < until (epoch ms).")
         ] = None,
         cursor: Annotated[
             str | None,

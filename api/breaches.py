@@ -1,12 +1,15 @@
 """The current state of every breach, read from the compacted ``freshness.breaches`` topic.
 
-Order and pagination guarantee: breaches are ordered by ``(first_detected_at, breach_id)``,
-where ``first_detected_at`` is the ``detected_at`` of the first record of that breach this
-index applied. The key never changes afterwards (an ``overdue`` breach that turns ``late``
-keeps its place), so a cursor (the key of the last item returned) marks a fixed point in
-the order: walking pages never repeats or skips a breach that existed when the walk
-started, and a breach that arrives during the walk appears in it exactly when its key sorts
-after the cursor. Records replayed with the same content change nothing (idempotent).
+Order and pagination guarantee: breaches are ordered by ``(deadline, breach_id)``. Both are
+fixed for a breach (``deadline = started_at + target``; an ``overdue`` breach that turns
+``late`` or ``lost`` keeps them), and both are in every record, so the order is the same in
+every API process, before and after compaction, whatever records it read first. A cursor
+(the key of the last item returned) marks a fixed point in that order: walking pages never
+repeats or skips a breach that existed when the walk started, and a breach that arrives
+during the walk appears in it exactly when its key sorts after the cursor (new overdue
+breaches have the newest deadlines, so they come at the end). Records replayed with the
+same content change nothing (idempotent). The one thing that moves a breach is a new start
+of the same entity breaching again (a new deadline under the same ``breach_id``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class InvalidCursorError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BreachFilter:
-    """All given conditions must hold; ``since`` is inclusive, ``until`` exclusive."""
+    """All given conditions must hold; ``since <= deadline < until``."""
 
     flow: str | None = None
     kind: str | None = None
@@ -46,11 +49,11 @@ class BreachFilter:
 class BreachEntry:
     key: SortKey
     record: dict[str, Any]
-    """The latest record, plus ``first_detected_at``."""
+    """The latest record."""
 
 
 CURSOR_PATTERN = r"^[0-9]{1,15}\.(?:[0-9a-f]{2}){0,256}$"
-"""``<first_detected_at>.<hex of the UTF-8 breach_id>``: every string of this shape is a
+"""``<deadline>.<hex of the UTF-8 breach_id>``: every string of this shape is a
 position in the order (so any well-formed cursor is accepted), and the one a page returns
 continues right after that page's last item."""
 _CURSOR = re.compile(CURSOR_PATTERN)
@@ -82,18 +85,19 @@ class BreachIndex:
     def apply(self, breach_id: str, record: dict[str, Any] | None) -> None:
         """Make ``record`` the current state of ``breach_id``; ``None`` (tombstone) deletes."""
         entry = self._by_id.get(breach_id)
+        if entry is not None and (record is None or entry.key[0] != int(record["deadline"])):
+            del self._by_id[breach_id]
+            self._order.pop(bisect_left(self._order, entry.key))
+            self._set_open(breach_id, entry, False)
+            entry = None
         if record is None:
-            if entry is not None:
-                del self._by_id[breach_id]
-                self._order.pop(bisect_left(self._order, entry.key))
-                self._set_open(breach_id, entry, False)
             return
         if entry is None:
-            key = (int(record["detected_at"]), breach_id)
+            key = (int(record["deadline"]), breach_id)
             entry = BreachEntry(key, {})
             self._by_id[breach_id] = entry
             insort(self._order, key)
-        entry.record = {**record, "breach_id": breach_id, "first_detected_at": entry.key[0]}
+        entry.record = {**record, "breach_id": breach_id}
         self._set_open(breach_id, entry, record["status"] == "open")
 
     def _set_open(self, breach_id: str, entry: BreachEntry, is_open: bool) -> None:

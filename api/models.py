@@ -190,7 +190,6 @@ _BREACH_EX: dict[str, object] = {
     "started_at": 1767225600000,
     "deadline": 1767225605000,
     "detected_at": 1767225605300,
-    "first_detected_at": 1767225605300,
     "completed_at": 1767225611000,
     "lag_ms": 11000,
     "target_ms": 5000,
@@ -210,12 +209,11 @@ class BreachView(BaseModel):
     kind: BreachKind
     status: BreachStatus
     started_at: int
-    deadline: int
-    detected_at: int
-    first_detected_at: int = Field(
-        description="detected_at of the first record of this breach the API read; the "
-        "sort key of /v1/breaches and what since/until filter on."
+    deadline: int = Field(
+        description="started_at + target_ms: the sort key of /v1/breaches and what "
+        "since/until filter on."
     )
+    detected_at: int = Field(description="Event time at which this state was declared.")
     completed_at: int | None
     lag_ms: int | None
     target_ms: int
@@ -225,7 +223,7 @@ class BreachView(BaseModel):
 
 
 class BreachPage(BaseModel):
-    """One page of breaches ordered by ``(first_detected_at, breach_id)``."""
+    """One page of breaches ordered by ``(deadline, breach_id)``."""
 
     model_config = _example(
         {

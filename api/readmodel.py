@@ -135,8 +135,7 @@ class ReadModel:
             raise KeyError("breach_id")
         if record is not None:
             # Validate now so that a bad record is skipped here, never a 500 at query time.
-            checked = {**record, "breach_id": breach_id, "first_detected_at": 0}
-            record = BreachView.model_validate(checked).model_dump(exclude={"first_detected_at"})
+            record = BreachView.model_validate({**record, "breach_id": breach_id}).model_dump()
         self.breaches.apply(breach_id, record)
         self._version += 1
 
@@ -254,7 +253,7 @@ class ReadModel:
     # ---- breaches ----------------------------------------------------------------------
 
     def breaches_page(self, flt: BreachFilter, *, cursor: str | None, limit: int) -> BreachPage:
-        """One page in ``(first_detected_at, breach_id)`` order; see :mod:`api.breaches`."""
+        """One page in ``(deadline, breach_id)`` order; see :mod:`api.breaches`."""
         if flt.flow is not None:
             self.require_flow(flt.flow)
         try:

@@ -120,27 +120,12 @@ def _events(c: EntityCycle) -> list[TimelineEvent]:
     ]
     b = c.breach
     if b is not None:
-        completed = c.completed_at
-        if b.kind == "late" and completed is not None and b.first_detected_at >= completed:
-            events.append(
-                TimelineEvent(
-                    at=b.first_detected_at, kind="late", note=f"late completion: lag {b.lag_ms} ms"
-                )
-            )
-        else:
-            events.append(
-                TimelineEvent(
-                    at=b.first_detected_at,
-                    kind="overdue",
-                    note="deadline passed without a completion",
-                )
-            )
-            if b.kind == "lost":
-                events.append(
-                    TimelineEvent(
-                        at=b.detected_at, kind="lost", note="gave up waiting for the completion"
-                    )
-                )
+        declared = {
+            "overdue": "declared overdue: the completion topic was read past the deadline",
+            "late": f"breach closed late: lag {b.lag_ms} ms",
+            "lost": "gave up waiting for the completion",
+        }
+        events.append(TimelineEvent(at=b.detected_at, kind=b.kind, note=declared[b.kind]))
     if c.completed_at is not None:
         verdict = "on time" if c.state == "on_time" else "late"
         notes = [f"lag {c.lag_ms} ms, {verdict}"]
@@ -158,6 +143,7 @@ def _events(c: EntityCycle) -> list[TimelineEvent]:
             )
         )
     order = {"started": 0, "deadline": 1, "overdue": 2, "completed": 3, "late": 4, "lost": 5}
+    # Ties: a late breach is declared at its completion time, so it sorts after it.
     events.sort(key=lambda e: (e.at, order[e.kind]))
     return events
 

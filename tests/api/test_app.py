@@ -86,7 +86,7 @@ async def test_breaches_pages_over_http(
     model: ReadModel, rec: Records, client: httpx.AsyncClient
 ) -> None:
     for i in range(25):
-        model.apply("freshness.breaches", rec.breach(f"k{i:02}", detected_at=NOW + i))
+        model.apply("freshness.breaches", rec.breach(f"k{i:02}", started_at=NOW + i))
     model.apply("freshness.breaches", rec.breach("x", flow="dlq_first_retry", kind="lost"))
     seen: list[str] = []
     url = "/v1/breaches?flow=lead_to_posthog&status=open&limit=10"
@@ -98,10 +98,10 @@ async def test_breaches_pages_over_http(
         r = (await client.get(url + f"&cursor={r['next_cursor']}")).json()
     assert seen == [f"k{i:02}" for i in range(25)]
     one = await client.get("/v1/breaches/lead_to_posthog:k03")
-    assert one.json()["detected_at"] == NOW + 3
+    assert one.json()["deadline"] == NOW + 5_003
     lost = (await client.get("/v1/breaches?kind=lost")).json()["items"]
     assert [b["breach_id"] for b in lost] == ["dlq_first_retry:x"]
-    window = (await client.get(f"/v1/breaches?since={NOW + 5}&until={NOW + 8}")).json()
+    window = (await client.get(f"/v1/breaches?since={NOW + 5_005}&until={NOW + 5_008}")).json()
     assert [b["key"] for b in window["items"]] == ["k05", "k06", "k07"]
 
 

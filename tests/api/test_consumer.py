@@ -70,7 +70,7 @@ def scenario(rec: Records, prefix: str, n: int) -> list[dict[str, Any]]:
         out.append(rec.window([100.0 + 50 * i for i in range(40)], partition=p, lost=p))
         out.append(rec.gauge(partition=p, pending=p + 1, oldest_pending_started_at=NOW - 4_000))
     for i in range(n):
-        out.append(rec.breach(f"{prefix}{i}", detected_at=NOW - 1_000 + i))
+        out.append(rec.breach(f"{prefix}{i}", started_at=NOW - 9_000 + i))
         out.append(rec.measurement(f"{prefix}m{i}", lag_ms=100 * i))
     out.append(rec.quarantine(1, "schema_violation"))
     return out

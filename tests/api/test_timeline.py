@@ -52,7 +52,7 @@ async def test_late_entity_merges_measurement_and_breach(
     body = (await client.get(URL + "late")).json()
     assert body["state"] == "late"
     (cycle,) = body["cycles"]
-    assert kinds(cycle) == ["started", "deadline", "overdue", "completed"]
+    assert kinds(cycle) == ["started", "deadline", "completed", "late"]
     assert cycle["breach"]["kind"] == "late"
     assert cycle["breach"]["status"] == "closed"
     assert "4000 ms over target" in body["where"]
