@@ -1,0 +1,81 @@
+# funnel-freshness: every developer and CI entry point. `make` alone lists the targets.
+#
+# Only python3 (3.11+, with pip), java (17+) and mvn are assumed. uv is bootstrapped into
+# .tools/ at the exact version that wrote uv.lock; the environment is .venv (uv sync --frozen).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools/uv-$(UV_VERSION)
+UV ?= $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced-$(UV_VERSION)
+PYTEST_ARGS ?=
+
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help venv kafka-jars test test-unit test-integration lint fmt typecheck check \
+        demo kafka-start kafka-stop kafka-status topics clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+
+# uv is bootstrapped with pip --target (works on "externally managed" system Pythons too).
+# Use another uv with `make UV=uv ...`; it must be $(UV_VERSION) to honour uv.lock as written.
+$(STAMP): pyproject.toml uv.lock
+	@if ! [ -x "$(UV)" ] && ! command -v "$(UV)" >/dev/null 2>&1; then \
+		echo "bootstrapping uv $(UV_VERSION) into $(TOOLS)"; \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check \
+			--target $(TOOLS) uv==$(UV_VERSION) && echo '*' > .tools/.gitignore; \
+	fi
+	$(UV) sync --frozen
+	@touch $@
+
+venv: $(STAMP) ## create .venv from uv.lock (bootstraps uv if needed)
+
+kafka-jars: $(STAMP) ## fetch Apache Kafka jars from Maven Central unless cached
+	$(BIN)/python -m streams.broker.jars
+
+test: $(STAMP) kafka-jars ## run every test (unit and integration, real broker)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## run the tests that need no broker
+	$(BIN)/pytest tests -m "not integration" $(PYTEST_ARGS)
+
+test-integration: $(STAMP) kafka-jars ## run only the tests against the real broker
+	$(BIN)/pytest tests -m integration $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP) ## format and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP) ## mypy --strict on streams/ and api/
+	$(BIN)/mypy
+
+check: lint typecheck test ## lint, typecheck and test
+
+kafka-start: $(STAMP) ## start the embedded dev broker (FRESHNESS_KAFKA_BOOTSTRAP, default 127.0.0.1:9092)
+	$(BIN)/freshness kafka start
+
+kafka-stop: $(STAMP) ## stop the embedded dev broker
+	$(BIN)/freshness kafka stop
+
+kafka-status: $(STAMP) ## is the embedded dev broker running?
+	$(BIN)/freshness kafka status
+
+topics: $(STAMP) ## create every input and output topic (idempotent)
+	$(BIN)/freshness topics create
+
+demo: kafka-start topics ## start the broker and create the topics (the full demo comes later)
+	@echo "broker and topics are ready; stop the broker with: make kafka-stop"
+
+clean: ## remove .venv, .tools and caches (not the Kafka jar cache)
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
