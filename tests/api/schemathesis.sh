@@ -7,8 +7,11 @@
 # accepted that should not be, or an auth bypass. Exit code is schemathesis's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-ST=${ST:-.venv/bin/schemathesis}
+ROOT=$PWD
+PY=${PY:-$ROOT/.venv/bin/python}
+ST=${ST:-$ROOT/.venv/bin/schemathesis}
+WORK=$(mktemp -d)  # schemathesis keeps a .schemathesis/ cache in its working directory
+trap 'rm -rf "$WORK"' EXIT
 MAX_EXAMPLES=${MAX_EXAMPLES:-200}
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -30,8 +33,8 @@ run_one() {
   local auth=()
   [[ -n $token ]] && auth=(-H "Authorization: Bearer $token")
   echo "== schemathesis, token $([[ -n $token ]] && echo set || echo unset), port $port"
-  "$ST" run "http://127.0.0.1:$port/openapi.json" --checks all "${auth[@]}" \
-    --max-examples "$MAX_EXAMPLES" --workers 2 || status=$?
+  (cd "$WORK" && "$ST" run "http://127.0.0.1:$port/openapi.json" --checks all "${auth[@]}" \
+    --max-examples "$MAX_EXAMPLES" --workers 2) || status=$?
   return $status
 }
 
