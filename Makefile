@@ -79,3 +79,15 @@ demo: kafka-start topics ## start the broker and create the topics (the full dem
 
 clean: ## remove .venv, .tools and caches (not the Kafka jar cache)
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+
+# ---- API (issue 4) ----
+.PHONY: schemathesis bench-api api-demo
+
+schemathesis: $(STAMP) ## fuzz the HTTP API against its /openapi.json (every check, open and with a token)
+	tests/api/schemathesis.sh
+
+bench-api: $(STAMP) ## GET /v1/flows latency at 200 req/s for 30 s -> bench/results/api_latency.json
+	$(BIN)/python bench/api_latency.py
+
+api-demo: $(STAMP) ## serve the API over a seeded demo day on 127.0.0.1:8000 (no Kafka)
+	$(BIN)/python -m api.demo --port 8000
