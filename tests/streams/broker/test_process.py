@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,9 @@ def test_pid_of_a_process_running_this_broker_is_found(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code, "kafka.Kafka", props])
     try:
         broker.config.pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + 10
+        while broker.pid() is None and time.monotonic() < deadline:  # until exec shows argv
+            time.sleep(0.02)
         assert broker.pid() == proc.pid
         assert broker.stop(timeout_s=5) == proc.pid
         assert proc.wait(5) is not None
