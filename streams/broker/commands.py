@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from streams.broker import jars
-from streams.broker.process import BrokerConfig, EmbeddedBroker, answers
+from streams.broker.process import BrokerConfig, EmbeddedBroker, answers, find_java
 from streams.errors import BrokerError
 from streams.settings import Settings
 
@@ -44,6 +44,8 @@ def broker_for(settings: Settings, *, fetch: bool) -> EmbeddedBroker:
     host, port = parse_local_bootstrap(settings.kafka_bootstrap)
     version = settings.kafka_version
     if fetch and not jars.is_cached(settings.kafka_dir, version):
+        find_java()  # no point fetching a broker that cannot run
+        jars.find_maven()
         print(f"fetching Apache Kafka {version} from Maven Central into {settings.kafka_dir} ...")
     libs = (
         jars.ensure_jars(settings.kafka_dir, version)

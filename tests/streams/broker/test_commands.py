@@ -64,3 +64,19 @@ def test_cli_prints_one_line_and_exits_2_without_java(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("freshness: Java is not on PATH")
+
+
+def test_cli_without_maven_and_no_cache_prints_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to("/bin/true")  # a java, but no mvn
+    monkeypatch.setenv("FRESHNESS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FRESHNESS_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert main(["kafka", "start"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("freshness: Maven (mvn) is not on PATH")
