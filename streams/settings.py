@@ -36,10 +36,21 @@ class Settings(BaseSettings):
     """Kafka consumer group / Faust app id of the worker."""
     tick_interval_ms: int = Field(default=200, ge=10)
     """How often a worker publishes watermarks and sweeps for overdue and lost starts."""
+    watermark_grace_ms: int = Field(default=200, ge=0)
+    """A caught-up input partition's watermark is the wall clock minus this grace (how late a
+    producer may deliver a record that already happened without a false overdue)."""
     stats_interval_ms: int = Field(default=2000, ge=100)
     """How often a worker publishes per-flow statistics."""
-    ingest_batch: int = Field(default=500, ge=1)
+    ingest_batch: int = Field(default=500, ge=1, le=65_535)
     """Most input records decoded together before they are repartitioned."""
+    session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    """How long the group waits for a silent worker before its partitions move (failover)."""
+    log_level: str = "warn"
+    """Worker log level: crit, error, warn, info or debug."""
+    worker_id: str = "0"
+    """Names this worker's RocksDB directory; give each worker process on one machine its own."""
+    done_retention_ms: int = Field(default=3_600_000, ge=0)
+    """How long (event time) a decided entity is kept to swallow late duplicates."""
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_token: SecretStr | None = None

@@ -217,7 +217,8 @@ class JoinCore:
         heapq.heappush(fs.give_ups, (start.at + fs.flow.give_up_after_ms, key, start.event_id))
 
     def _complete(self, fs: _FlowState, ekey: EntityKey, ent: Entity) -> Outputs:
-        assert ent.start is not None and ent.end is not None
+        assert ent.start is not None
+        assert ent.end is not None
         flow = fs.flow
         lag = ent.end.at - ent.start.at
         on_time = lag <= flow.target_ms
@@ -251,7 +252,8 @@ class JoinCore:
 
     @staticmethod
     def _measurement(flow: Flow, key: str, ent: Entity) -> Measurement:
-        assert ent.start is not None and ent.end is not None
+        assert ent.start is not None
+        assert ent.end is not None
         lag = ent.end.at - ent.start.at
         return Measurement(
             flow=flow.name,
@@ -271,7 +273,9 @@ class JoinCore:
 
     @staticmethod
     def _breach(flow: Flow, key: str, ent: Entity) -> Breach:
-        assert ent.start is not None and ent.breach is not None and ent.detected_at is not None
+        assert ent.start is not None
+        assert ent.breach is not None
+        assert ent.detected_at is not None
         end = ent.end if ent.done and ent.breach != "lost" else None
         return Breach(
             breach_id=f"{flow.name}:{key}",
@@ -365,10 +369,11 @@ class JoinCore:
             _, key, start_id = heapq.heappop(heap)
             ekey = (fs.flow.name, key)
             ent = self.entities.get(ekey)
-            if ent is not None and ent.done and ent.start is not None:
-                if ent.start.event_id == start_id:
-                    del self.entities[ekey]
-                    self.dirty.add(ekey)
+            if ent is None or not ent.done or ent.start is None:
+                continue
+            if ent.start.event_id == start_id:
+                del self.entities[ekey]
+                self.dirty.add(ekey)
 
     def _sweep_orphans(self, fs: _FlowState, wm: int) -> None:
         heap = fs.orphans
@@ -376,11 +381,12 @@ class JoinCore:
             _, key, end_id = heapq.heappop(heap)
             ekey = (fs.flow.name, key)
             ent = self.entities.get(ekey)
-            if ent is not None and ent.start is None and ent.end is not None:
-                if ent.end.event_id == end_id:
-                    del self.entities[ekey]
-                    self.dirty.add(ekey)
-                    self.counters.orphans_expired += 1
+            if ent is None or ent.start is not None or ent.end is None:
+                continue
+            if ent.end.event_id == end_id:
+                del self.entities[ekey]
+                self.dirty.add(ekey)
+                self.counters.orphans_expired += 1
 
     # -- views ------------------------------------------------------------------------
 

@@ -53,7 +53,9 @@ class PartitionClock:
         pos = self._positions.get((topic, partition))
         if pos is None:
             pos = self._positions[(topic, partition)] = _Position()
-        if event_time is not None and (pos.max_event_time is None or event_time > pos.max_event_time):
+        if event_time is not None and (
+            pos.max_event_time is None or event_time > pos.max_event_time
+        ):
             pos.max_event_time = event_time
         if pos.next_offset is None or offset + 1 > pos.next_offset:
             pos.next_offset = offset + 1
@@ -70,15 +72,26 @@ class PartitionClock:
         for tp in [tp for tp in self._positions if tp not in keep_set]:
             del self._positions[tp]
 
-    def report(self, topic: str, partition: int, highwater: int | None, now: int) -> PartitionReport:
-        """Watermark of one partition given its current high-water mark (None: unknown)."""
+    def report(
+        self, topic: str, partition: int, highwater: int | None, now: int, grace_ms: int = 0
+    ) -> PartitionReport:
+        """Watermark of one partition given its current high-water mark (None: unknown).
+
+        A caught-up partition stands at ``now - grace_ms``: the grace covers the time a
+        producer takes to deliver a record that has already happened.
+        """
         pos = self._positions.get((topic, partition), _Position())
         caught_up = (
             highwater is not None and pos.next_offset is not None and pos.next_offset >= highwater
         )
-        behind = 0 if highwater is None or pos.next_offset is None else max(0, highwater - pos.next_offset)
+        behind = (
+            0
+            if highwater is None or pos.next_offset is None
+            else max(0, highwater - pos.next_offset)
+        )
         if caught_up:
-            wm = now if pos.max_event_time is None else max(now, pos.max_event_time)
+            wall = now - grace_ms
+            wm = wall if pos.max_event_time is None else max(wall, pos.max_event_time)
             return PartitionReport(topic, partition, wm, 0, 0)
         lag = 0 if pos.max_event_time is None else max(0, now - pos.max_event_time)
         return PartitionReport(topic, partition, pos.max_event_time, lag, behind)

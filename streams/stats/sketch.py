@@ -76,7 +76,8 @@ class LagSketch:
         return self.max
 
     def _clamp(self, v: float) -> float:
-        assert self.min is not None and self.max is not None
+        assert self.min is not None
+        assert self.max is not None
         return min(max(v, self.min), self.max)
 
     def to_json(self) -> dict[str, Any]:

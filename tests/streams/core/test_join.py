@@ -41,7 +41,8 @@ def test_lag_equal_to_target_is_on_time() -> None:
     c = core()
     c.apply(start("k", 0), 0)
     out = c.apply(end("k", 5_000), 1)
-    assert out.measurements[0].on_time and out.breaches == []
+    assert out.measurements[0].on_time
+    assert out.breaches == []
 
 
 def test_late_completion_closes_a_late_breach() -> None:
@@ -49,7 +50,13 @@ def test_late_completion_closes_a_late_breach() -> None:
     c.apply(start("k", 0), 0)
     out = c.apply(end("k", 5_001), 1)
     (b,) = out.breaches
-    assert (b.kind, b.status, b.lag_ms, b.completed_at, b.deadline) == ("late", "closed", 5_001, 5_001, 5_000)
+    assert (b.kind, b.status, b.lag_ms, b.completed_at, b.deadline) == (
+        "late",
+        "closed",
+        5_001,
+        5_001,
+        5_000,
+    )
 
 
 def test_overdue_needs_the_completion_watermark_strictly_past_the_deadline() -> None:
@@ -72,7 +79,8 @@ def test_missing_completion_is_lost_after_give_up_and_stays_lost() -> None:
     (b,) = c.advance({"e": 60_001}).breaches
     assert (b.kind, b.status, b.completed_at, b.detected_at) == ("lost", "closed", None, 5_001)
     out = c.apply(end("k", 70_000), 1)
-    assert out.measurements == [] and out.breaches == []
+    assert out.measurements == []
+    assert out.breaches == []
     assert c.counters.completions_after_outcome == 1
 
 
@@ -89,7 +97,8 @@ def test_orphan_completion_expires_on_the_start_watermark() -> None:
     c.advance({"s": 62_000})
     assert c.entity("lead", "k") is not None
     c.advance({"s": 62_001})
-    assert c.entity("lead", "k") is None and c.counters.orphans_expired == 1
+    assert c.entity("lead", "k") is None
+    assert c.counters.orphans_expired == 1
 
 
 def test_negative_lag_is_kept_flagged_and_on_time() -> None:
@@ -108,7 +117,8 @@ def test_first_start_and_first_completion_win_and_duplicates_are_ignored() -> No
     assert (m.start_event_id, m.end_event_id) == ("a", "x")
     assert c.apply(end("k", 2_000, "y"), 4).measurements == []
     assert c.apply(end("k", 1_000, "x"), 5).measurements == []
-    assert c.counters.duplicates == 3 and c.counters.ignored_starts == 1
+    assert c.counters.duplicates == 3
+    assert c.counters.ignored_starts == 1
 
 
 def test_reprocessed_message_re_emits_the_same_outputs() -> None:
@@ -116,7 +126,8 @@ def test_reprocessed_message_re_emits_the_same_outputs() -> None:
     c.apply(start("k", 0), 0)
     first = c.apply(end("k", 9_000), 1)
     again = c.apply(end("k", 9_000), 1)  # same position: processed again after a crash
-    assert again.measurements == first.measurements and again.breaches == first.breaches
+    assert again.measurements == first.measurements
+    assert again.breaches == first.breaches
     assert c.apply(end("k", 9_000), 2).measurements == []  # a later copy is a duplicate
 
 
@@ -125,7 +136,8 @@ def test_another_start_is_ignored_until_the_outcome_is_purged() -> None:
     c.apply(start("k", 0, "a"), 0)
     c.apply(end("k", 1_000), 1)
     c.apply(start("k", 5_000, "b"), 2)
-    assert c.gauges()["lead"].pending == 0 and c.counters.ignored_starts == 1
+    assert c.gauges()["lead"].pending == 0
+    assert c.counters.ignored_starts == 1
     c.advance({"e": 11_001})  # retention (10 s past the last event) is over
     c.apply(start("k", 20_000, "c"), 3)
     assert c.gauges()["lead"].pending == 1
@@ -168,6 +180,8 @@ def test_export_restore_round_trip_keeps_timers() -> None:
     assert r.windows == c.windows
     assert {b.breach_id for b in r.breaches()} == {"lead:l"}
     (b,) = r.advance({"e": 5_001}).breaches
-    assert b.breach_id == "lead:p" and b.kind == "overdue"
+    assert b.breach_id == "lead:p"
+    assert b.kind == "overdue"
     (m,) = r.apply(start("o", 100), 4).measurements
-    assert m.out_of_order and m.lag_ms == 400
+    assert m.out_of_order
+    assert m.lag_ms == 400

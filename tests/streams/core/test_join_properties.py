@@ -88,11 +88,11 @@ def interleave(
     now = max((e.occurred_at for evs in parts.values() for e in evs), default=0) + 1
     clock = PartitionClock()
     board = WatermarkBoard()
-    board.set_partition_counts({t: PARTITIONS for t in all_topics})
+    board.set_partition_counts(dict.fromkeys(all_topics, PARTITIONS))
     for t in all_topics:
         for p in range(PARTITIONS):
             clock.start_at(t, p, 0)
-    cursors = {tp: 0 for tp in parts}
+    cursors = dict.fromkeys(parts, 0)
     steps: list[Step] = []
     i = 0
     while any(cursors[tp] < len(parts[tp]) for tp in parts):
@@ -138,7 +138,9 @@ def final_state(outs: list[Outputs]) -> tuple[dict[str, Measurement], dict[str, 
     return ms, bs
 
 
-def truth(scenario: list[Case]) -> tuple[dict[str, tuple[int, bool]], dict[str, tuple[str, int | None]]]:
+def truth(
+    scenario: list[Case],
+) -> tuple[dict[str, tuple[int, bool]], dict[str, tuple[str, int | None]]]:
     """Expected measurements (lag, on_time) and final breaches (kind, lag), by identity."""
     ms: dict[str, tuple[int, bool]] = {}
     bs: dict[str, tuple[str, int | None]] = {}
@@ -181,7 +183,7 @@ ticks = st.lists(st.booleans(), min_size=1, max_size=10)
 def test_outcomes_match_ground_truth_for_any_interleaving(
     scenario: list[Case], order: list[int], tick: list[bool]
 ) -> None:
-    steps = interleave(build_partitions(scenario), order, tick) + [FINAL_TICK]
+    steps = [*interleave(build_partitions(scenario), order, tick), FINAL_TICK]
     outs = run(steps, JoinCore(FLOWS, done_retention_ms=10**9))
     ms, bs = final_state(outs)
     check(scenario, ms, bs)
@@ -196,7 +198,7 @@ def test_two_interleavings_agree(
     parts = build_partitions(scenario)
     results = []
     for order, tick in ((o1, t1), (o2, t2)):
-        steps = interleave(parts, order, tick) + [FINAL_TICK]
+        steps = [*interleave(parts, order, tick), FINAL_TICK]
         ms, bs = final_state(run(steps, JoinCore(FLOWS, done_retention_ms=10**9)))
         # out_of_order tells the arrival order this run saw; it is the one field that may
         # differ between interleavings, by design.
@@ -228,6 +230,6 @@ def test_crash_and_replay_loses_nothing(
         [(w, s.to_json()) for w, s in first.windows.items()],
     )
     delivered.append(Outputs(breaches=list(second.breaches())))
-    delivered += run(steps + [FINAL_TICK], second, first_pos=commit)
+    delivered += run([*steps, FINAL_TICK], second, first_pos=commit)
     ms, bs = final_state(delivered)
     check(scenario, ms, bs)

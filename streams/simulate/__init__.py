@@ -1,0 +1,1 @@
+"""Funnel traffic: scripted scenarios with known outcomes (and, later, live simulation)."""

@@ -1,0 +1,202 @@
+"""A scripted funnel scenario with known outcomes: every case the monitor must get right.
+
+:func:`scripted` builds, for the given flows, input records in production order and the
+expected outcome of every entity, covering: on time, lag exactly equal to the target,
+late, missing (overdue, or lost when the give-up passes), completion before start,
+duplicate deliveries, negative clock skew, a completion that matches no flow's filter, a
+second (later) completion that must not win, and one malformed record of every kind.
+
+Event times lie in the past (every completion before ``now``), so a monitor that reads
+the records from the start has every fact it needs by the time it is caught up.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import orjson
+
+from streams.core.model import Flow
+from streams.ingest.quarantine import MAX_RECORD_BYTES
+
+Outcome = Literal["on_time", "late", "missing"]
+CASES = (
+    "on_time",
+    "exact",
+    "late",
+    "missing",
+    "out_of_order",
+    "duplicate",
+    "skew",
+    "unmatched",
+    "second_completion",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    flow: str
+    key: str
+    case: str
+    outcome: Outcome
+    lag_ms: int | None
+    started_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    topic: str
+    reason: str
+    raw: bytes | None
+
+
+@dataclass(slots=True)
+class Scenario:
+    records: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    """(topic, key, value) in production order."""
+    expected: dict[str, Expectation] = field(default_factory=dict)
+    """By identity ``flow:key``."""
+    malformed: list[Malformed] = field(default_factory=list)
+
+    def measurements(self) -> dict[str, int]:
+        """Expected ``lag_ms`` of every completed start, by identity."""
+        return {i: e.lag_ms for i, e in self.expected.items() if e.lag_ms is not None}
+
+    def breaches(self, *, lost: bool) -> dict[str, tuple[str, str, int | None]]:
+        """Expected final (kind, status, lag_ms) per breach id; ``lost``: give-up has passed."""
+        out: dict[str, tuple[str, str, int | None]] = {}
+        for ident, e in self.expected.items():
+            if e.outcome == "late":
+                out[ident] = ("late", "closed", e.lag_ms)
+            elif e.outcome == "missing":
+                out[ident] = ("lost", "closed", None) if lost else ("overdue", "open", None)
+        return out
+
+
+def _set(obj: dict[str, object], path: tuple[str, ...], value: object) -> None:
+    cur = obj
+    for part in path[:-1]:
+        nxt = cur.setdefault(part, {})
+        assert isinstance(nxt, dict)
+        cur = nxt
+    cur[path[-1]] = value
+
+
+def _record(
+    flow: Flow, side: str, key: str, event_id: str, at: int, extra: dict[str, object]
+) -> dict[str, object]:
+    rec: dict[str, object] = {"event_id": event_id}
+    _set(rec, flow.start_key if side == "start" else flow.end_key, key)
+    _set(rec, flow.start_time if side == "start" else flow.end_time, at)
+    if side == "end" and flow.end_filter is not None and flow.end_filter.op == "==":
+        _set(rec, flow.end_filter.path, flow.end_filter.value)
+    rec.update(extra)
+    return rec
+
+
+_EXTRA: dict[str, dict[str, object]] = {
+    "funnel.dlq.entry_created": {"queue": "billing"},
+    "funnel.dlq.retry_attempted": {"attempt": 1},
+    "funnel.notification.acknowledged": {"channel": "email"},
+}
+
+
+def scripted(
+    flows: Sequence[Flow], starts: int, *, now: int, prefix: str, seed: int = 7
+) -> Scenario:
+    """``starts`` entities spread over ``flows`` and :data:`CASES`, plus malformed records.
+
+    Records are in event-time order (as producers that write when things happen deliver
+    them), so every partition's watermark is exact; a completion read before its start
+    has a lag of 0 and comes first.
+    """
+    rng = random.Random(seed)
+    sc = Scenario()
+    horizon = 2 * max(f.target_ms for f in flows) + 10_000
+    base = now - horizon - 12_000
+    pending: list[tuple[int, int, int, str, str, bytes | None]] = []
+
+    def emit(at: int, order: int, topic: str, key: str, rec: dict[str, object]) -> None:
+        pending.append((at, order, len(pending), topic, key, orjson.dumps(rec)))
+
+    for i in range(starts):
+        flow = flows[i % len(flows)]
+        case = CASES[(i // len(flows)) % len(CASES)]
+        key = f"{prefix}-{i}"
+        target = flow.target_ms
+        started = base + (i * 10_000) // max(starts, 1)
+        lag: int | None = {
+            "on_time": rng.randrange(target),
+            "exact": target,
+            "late": target + 1 + rng.randrange(target),
+            "missing": None,
+            "out_of_order": 0,
+            "duplicate": rng.randrange(target),
+            "skew": -1 - rng.randrange(2_000),
+            "unmatched": None,
+            "second_completion": rng.randrange(target // 2),
+        }[case]
+        if case == "unmatched" and flow.end_filter is None:
+            case = "missing"
+        start = _record(flow, "start", key, f"{key}-s", started, _EXTRA.get(flow.start_topic, {}))
+        emit(started, 1, flow.start_topic, key, start)
+        if case == "duplicate":
+            emit(started, 3, flow.start_topic, key, start)
+        if lag is not None:
+            end = _record(
+                flow, "end", key, f"{key}-c", started + lag, _EXTRA.get(flow.end_topic, {})
+            )
+            emit(started + lag, 0 if case == "out_of_order" else 2, flow.end_topic, key, end)
+            if case == "duplicate":
+                emit(started + lag, 3, flow.end_topic, key, end)
+        if case == "second_completion":
+            at = started + target + 5_000
+            extra = dict(_EXTRA.get(flow.end_topic, {}), attempt=2)
+            emit(at, 2, flow.end_topic, key, _record(flow, "end", key, f"{key}-c2", at, extra))
+        if case == "unmatched":
+            assert flow.end_filter is not None
+            stray = _record(flow, "end", key, f"{key}-u", started + 10, {})
+            _set(stray, flow.end_filter.path, _other_value(flows, flow))
+            emit(started + 10, 2, flow.end_topic, key, stray)
+        outcome: Outcome = "missing" if lag is None else ("on_time" if lag <= target else "late")
+        sc.expected[f"{flow.name}:{key}"] = Expectation(flow.name, key, case, outcome, lag, started)
+    pending.sort()
+    sc.records = [(topic, key.encode(), value) for _, _, _, topic, key, value in pending]
+    _malformed(sc, flows[0], prefix, base)
+    return sc
+
+
+def _other_value(flows: Sequence[Flow], flow: Flow) -> object:
+    """A filter value of another flow on the same completion topic (valid input that this
+    flow's filter refuses), or a made-up one when there is none."""
+    assert flow.end_filter is not None
+    path = flow.end_filter.path
+    for other in flows:
+        f = other.end_filter
+        same_topic = other is not flow and other.end_topic == flow.end_topic
+        if same_topic and f is not None and f.op == "==" and f.path == path:
+            return f.value
+    return "no.such.source"
+
+
+def _malformed(sc: Scenario, flow: Flow, prefix: str, now: int) -> None:
+    topic = flow.start_topic
+    good = _record(flow, "start", f"{prefix}-bad", f"{prefix}-bad-s", now, {})
+    no_key = {k: v for k, v in good.items() if k != flow.start_key[0]}
+    no_time = {k: v for k, v in good.items() if k != flow.start_time[0]}
+    cases: list[tuple[str, bytes | None]] = [
+        ("not_json", b"{not json"),
+        ("not_json", None),
+        ("not_object", b"[1, 2, 3]"),
+        ("schema_violation", orjson.dumps(dict(good, event_id=42))),
+        ("missing_key", orjson.dumps(no_key)),
+        ("missing_time", orjson.dumps(no_time)),
+        ("unparsable_time", orjson.dumps(dict(good, occurred_at="yesterday at noon"))),
+        ("too_large", orjson.dumps(dict(good, padding="x" * MAX_RECORD_BYTES))),
+    ]
+    for n, (reason, raw) in enumerate(cases):
+        sc.malformed.append(Malformed(topic, reason, raw))
+        sc.records.append((topic, f"{prefix}-bad-{n}".encode(), raw))

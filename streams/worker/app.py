@@ -1,0 +1,164 @@
+"""Faust wiring of the worker: two agents, one timer, one RocksDB table.
+
+* ``ingest`` (input topics, concurrency 1): decodes a batch of input records, sends bad
+  ones to ``freshness.quarantine`` and the rest, grouped by join partition, to
+  ``freshness.flow-events``; then advances the partition clock.
+* ``tick`` (timer): sends the ingest side's partition watermarks to every join partition.
+  Timers may not touch tables, so overdue and lost are found by the join agent when it
+  reads a tick: an idle funnel still raises them within one tick interval.
+* ``join`` (``freshness.flow-events``, concurrency 1): applies batches and ticks to the
+  join core, writes changed state to the ``freshness-state`` table (RocksDB, changelog in
+  Kafka) and sends measurements, breaches and stats.
+
+Everything is sent with ``send_soon`` through Faust's one producer queue, which keeps
+order, and Faust flushes the producer before it commits offsets: at-least-once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from streams import topics
+from streams.core.model import Flow
+from streams.flows.config import flow_topics
+from streams.ingest.decoder import Decoder
+from streams.settings import Settings
+from streams.worker.codec import encode_events, encode_tick
+from streams.worker.ingest import Ingest
+from streams.worker.joiner import Joiner
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "freshness-state"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
+
+
+@dataclass
+class Worker:
+    """A built worker: the Faust app and the processors it drives (for tests and stats)."""
+
+    app: faust.App
+    ingest: Ingest
+    joiner: Joiner
+    input_topics: tuple[str, ...]
+
+
+class _TableStore:
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        return self.table.items()  # type: ignore[no-any-return]
+
+
+def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
+    """Create the Faust app with its agents; nothing connects until it is started."""
+    n = settings.partitions
+    datadir = settings.state_dir / settings.app_id / settings.worker_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        store="rocksdb://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_partitions=n,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        topic_disable_leader=True,
+        table_standby_replicas=0,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        broker_max_poll_records=2000,
+        stream_buffer_maxsize=8192,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.session_timeout_ms / 3000,
+    )
+    input_names = flow_topics(flows)
+    input_topic = app.topic(*input_names, key_serializer="raw", value_serializer="raw")
+    flow_topic = app.topic(
+        topics.FLOW_EVENTS, partitions=n, key_serializer="raw", value_serializer="raw"
+    )
+    outputs = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for name in (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topics.STATS)
+    }
+    # bytes key and value types make Faust use the raw codec for the store and changelog.
+    table = app.Table(TABLE_NAME, partitions=n, key_type=bytes, value_type=bytes)
+    store = _TableStore(table)
+    ingest = Ingest(Decoder(flows), n)
+    joiner = Joiner(
+        flows,
+        done_retention_ms=settings.done_retention_ms,
+        stats_interval_ms=settings.stats_interval_ms,
+    )
+    batch = settings.ingest_batch
+    input_set = set(input_names)
+
+    @app.agent(input_topic, name="ingest", concurrency=1)
+    async def ingest_agent(stream: Any) -> None:
+        async for events in stream.take_events(batch, within=0.05):
+            records = [
+                (e.message.topic, e.message.partition, e.message.offset, e.message.value)
+                for e in events
+            ]
+            result = ingest.process(records, now_ms())
+            for partition, evs in result.batches.items():
+                flow_topic.send_soon(value=encode_events(evs), partition=partition)
+            quarantine = outputs[topics.QUARANTINE]
+            for key, rec in result.quarantine:
+                quarantine.send_soon(key=key, value=orjson.dumps(rec))
+            ingest.forwarded(result)
+
+    async def tick() -> None:
+        consumer: Any = app.consumer
+        # Faust keeps the group's committed offsets here (set on assignment and on every
+        # commit); there is no public accessor.
+        committed = consumer._committed_offset
+        assigned = [tp for tp in consumer.assignment() if tp.topic in input_set]
+        marks = [
+            (tp.topic, tp.partition, consumer.highwater(tp), committed.get(tp)) for tp in assigned
+        ]
+        now = now_ms()
+        reports = ingest.reports(marks, now, settings.watermark_grace_ms)
+        counts = {t: consumer.topic_partitions(t) or 0 for t in input_names}
+        msg = encode_tick(now, reports, counts)
+        for partition in range(n):
+            flow_topic.send_soon(value=msg, partition=partition)
+
+    @app.agent(flow_topic, name="join", concurrency=1)
+    async def join_agent(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            step = joiner.on_message(msg.partition, msg.offset, event.value, store, now_ms())
+            for key, value in step.writes:
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+            for topic, key, value in step.records:
+                outputs[topic].send_soon(key=key, value=value)
+
+    app.timer(interval=settings.tick_interval_ms / 1000.0)(tick)
+
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        joiner.forget_all()
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    return Worker(app, ingest, joiner, input_names)

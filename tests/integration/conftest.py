@@ -1,0 +1,268 @@
+"""Integration harness: real ``freshness worker`` processes and readers of the output topics.
+
+Every worker test gets a broker of its own (fresh topics: workers read from the beginning
+and judge by event time, so another test's history must not be there), its own app id and
+its own key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams import topics
+from streams.admin import ensure_topics
+from streams.broker.process import EmbeddedBroker, free_port
+from streams.flows.config import flow_topics, load_flows
+
+READY_MARK = "Ready"
+
+
+@dataclass
+class WorkerProcess:
+    """One ``freshness worker`` subprocess with its own log file."""
+
+    bootstrap: str
+    home: Path
+    app_id: str
+    worker_id: str = "0"
+    flows: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.home / f"worker-{self.app_id}-{self.worker_id}.log"
+
+    def start(self, timeout_s: float = 90.0, *, wait: bool = True) -> None:
+        env = dict(os.environ)
+        env.update(
+            FRESHNESS_KAFKA_BOOTSTRAP=self.bootstrap,
+            FRESHNESS_HOME=str(self.home),
+            FRESHNESS_APP_ID=self.app_id,
+            FRESHNESS_WORKER_ID=self.worker_id,
+            FRESHNESS_LOG_LEVEL="info",
+        )
+        if self.flows is not None:
+            env["FRESHNESS_FLOWS"] = str(self.flows)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout_s)
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
+            if READY_MARK in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        pytest.fail(f"worker not ready after {timeout_s}s:\n{self.tail()}")
+
+    def assigned(self, topic: str) -> str | None:
+        """The partitions of ``topic`` in the last assignment this worker logged ("{0-3}")."""
+        last = None
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 2 and cells[0] == topic and cells[1].startswith("{"):
+                last = cells[1]
+        return last
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@dataclass
+class OutputReader:
+    """Reads output topics from the beginning, keeping records whose key has ``prefix``."""
+
+    bootstrap: str
+    prefix: str
+    records: dict[str, list[tuple[bytes, dict[str, object]]]] = field(default_factory=dict)
+    gauges: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    """Latest stats gauge per (flow, join partition), from any worker."""
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def _ensure(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            c = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+            )
+            await c.start()
+            cluster = await c._client.fetch_all_metadata()
+            tps = []
+            for t in (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topics.STATS):
+                parts = cluster.partitions_for_topic(t)
+                if not parts:
+                    await c.stop()
+                    pytest.fail(f"output topic {t} has no partitions")
+                tps += [TopicPartition(t, p) for p in parts]
+            c.assign(tps)
+            await c.seek_to_beginning(*tps)
+            self._consumer = c
+        return self._consumer
+
+    async def poll(self, seconds: float = 0.5) -> None:
+        c = await self._ensure()
+        batches = await c.getmany(timeout_ms=int(seconds * 1000), max_records=100_000)
+        for tp, msgs in batches.items():
+            for m in msgs:
+                if m.value is None:
+                    continue
+                rec = orjson.loads(m.value)
+                if tp.topic == topics.STATS:
+                    if rec.get("kind") == "gauge":
+                        self.gauges[(str(rec["flow"]), int(rec["partition"]))] = rec
+                    continue
+                if tp.topic == topics.QUARANTINE:
+                    pass  # keyed by source position; tests match on topic/partition/offset
+                elif not (m.key or b"").split(b":", 1)[-1].startswith(self.prefix.encode()):
+                    continue
+                self.records.setdefault(tp.topic, []).append((m.key or b"", rec))
+
+    async def until(self, done: Callable[[OutputReader], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            await self.poll()
+            if done(self):
+                return True
+        return False
+
+    async def caught_up(self, since_ms: int, flows: int, partitions: int = 8) -> bool:
+        """Wait until gauges newer than ``since_ms`` say every partition is caught up."""
+
+        def done(r: OutputReader) -> bool:
+            fresh = [g for g in r.gauges.values() if g["updated_at"] >= since_ms]
+            return len(fresh) == flows * partitions and all(g["monitor_lag_ms"] == 0 for g in fresh)
+
+        return await self.until(done, timeout_s=90)
+
+    def of(self, topic: str) -> list[dict[str, object]]:
+        return [r for _, r in self.records.get(topic, [])]
+
+    def latest_breaches(self) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for rec in self.of(topics.BREACHES):
+            out[str(rec["breach_id"])] = rec
+        return out
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+async def produce(
+    bootstrap: str, records: list[tuple[str, bytes, bytes | None]]
+) -> list[tuple[str, int, int]]:
+    """Send ``records`` in order; return where each landed (topic, partition, offset)."""
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+    await p.start()
+    try:
+        futs = [await p.send(t, v, key=k) for t, k, v in records]
+        await p.flush()
+        return [(md.topic, md.partition, md.offset) for md in [await f for f in futs]]
+    finally:
+        await p.stop()
+
+
+@pytest.fixture
+def own_broker(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own (2 s to start): worker tests read their topics from the
+    beginning, so another test's records must not be there."""
+    shared = kafka_broker.config
+    port = free_port()
+    controller = free_port()
+    while controller == port:
+        controller = free_port()
+    config = replace(shared, port=port, controller_port=controller, data_dir=tmp_path / "kafka")
+    broker = EmbeddedBroker(config)
+    try:
+        broker.start(timeout_s=120)
+        yield config.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+async def funnel_topics(own_broker: str) -> str:
+    specs = topics.ALL_TOPICS + tuple(topics.TopicSpec(t) for t in flow_topics(load_flows(None)))
+    await ensure_topics(own_broker, specs, 8, 1)
+    return own_broker
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def workers(
+    funnel_topics: str, tmp_path: Path, prefix: str
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """``workers(worker_id="0", flows=None, app_id=None)`` starts a worker; all stop at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(
+        worker_id: str = "0",
+        flows: Path | None = None,
+        app_id: str | None = None,
+        wait: bool = True,
+    ) -> WorkerProcess:
+        w = WorkerProcess(funnel_topics, tmp_path, app_id or f"app-{prefix}", worker_id, flows)
+        started.append(w)
+        w.start(wait=wait)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+async def reader(funnel_topics: str, prefix: str) -> Iterator[OutputReader]:  # type: ignore[misc]
+    r = OutputReader(funnel_topics, prefix)
+    yield r
+    await r.close()
+
+
+@pytest.fixture(name="produce")
+def produce_fixture() -> Callable[..., object]:
+    """``await produce(bootstrap, [(topic, key, value), ...])``: sent and acknowledged."""
+    return produce
