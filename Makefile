@@ -74,8 +74,8 @@ kafka-status: $(STAMP) ## is the embedded dev broker running?
 topics: $(STAMP) ## create every input and output topic (idempotent)
 	$(BIN)/freshness topics create
 
-demo: kafka-start topics ## start the broker and create the topics (the full demo comes later)
-	@echo "broker and topics are ready; stop the broker with: make kafka-stop"
+demo: $(STAMP) kafka-jars ## run the monitor: broker, topics, worker, API, simulated traffic, live view (Ctrl-C stops all)
+	$(BIN)/freshness up
 
 clean: ## remove .venv, .tools and caches (not the Kafka jar cache)
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

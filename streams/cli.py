@@ -41,6 +41,23 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     return server.run(settings)
 
 
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import up
+
+    duration = None if args.duration is None else args.duration / 1000
+    return up.run(settings, rate=args.rate, duration_s=duration, simulate=not args.no_simulate)
+
+
+def duration_ms(text: str) -> int:
+    """argparse type: ``90s``, ``10m``, ``1h30m`` → milliseconds."""
+    from streams.flows.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freshness", description="Streaming funnel freshness monitor."
@@ -60,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("api", help="serve the HTTP API")
     api.set_defaults(handler=_api)
+
+    up = sub.add_parser(
+        "up", help="broker, topics, worker, API and simulated traffic, with a live view"
+    )
+    up.add_argument("--rate", type=float, default=20.0, help="simulated events/s (default 20)")
+    up.add_argument(
+        "--duration",
+        type=duration_ms,
+        help="stop after this long, e.g. 90s or 10m (default: Ctrl-C)",
+    )
+    up.add_argument("--no-simulate", action="store_true", help="no simulated traffic")
+    up.set_defaults(handler=_up)
     return parser
 
 

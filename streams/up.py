@@ -1,0 +1,204 @@
+"""``freshness up``: the whole monitor on one machine, with a live terminal view.
+
+Starts, in order: the embedded broker (only when nothing answers on a local
+``FRESHNESS_KAFKA_BOOTSTRAP``), the topics, one worker, the API and, unless told not to,
+the traffic simulator; then shows the four flows from the API once a second. Ctrl-C (or
+SIGTERM, or ``--duration`` running out) stops them in the reverse order, waits for each,
+and stops the broker only if it started it: nothing it started is left running.
+
+Every child writes its log under ``$FRESHNESS_HOME/up/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from streams import topics
+from streams.admin import ensure_topics
+from streams.broker.commands import broker_for
+from streams.broker.process import EmbeddedBroker, answers
+from streams.flows.config import flow_topics, load_flows
+from streams.settings import Settings
+
+STOP_GRACE_S = 20.0
+
+
+@dataclass
+class Child:
+    """A child process in its own process group, so stopping it stops its children too."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    env: Mapping[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=dict(self.env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    rate: float
+    simulate: bool
+    children: list[Child] = field(default_factory=list)
+    broker: EmbeddedBroker | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.home / "up"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def start(self) -> None:
+        s = self.settings
+        if not answers(s.kafka_bootstrap, timeout_s=3.0):
+            broker = broker_for(s, fetch=True)
+            print(f"starting Apache Kafka {s.kafka_version} on {s.kafka_bootstrap} ...", flush=True)
+            broker.start(detach=True)
+            self.broker = broker
+        flows = load_flows(s.flows)
+        specs = topics.ALL_TOPICS + tuple(topics.TopicSpec(t) for t in flow_topics(flows))
+        created, _ = asyncio.run(
+            ensure_topics(s.kafka_bootstrap, specs, s.partitions, s.replication_factor)
+        )
+        if created:
+            print(f"created {len(created)} topics", flush=True)
+        env = dict(os.environ)
+        cli = [sys.executable, "-m", "streams.cli"]
+        self.children.append(Child("worker", [*cli, "worker"], self.logs / "worker.log", env))
+        self.children.append(Child("api", [*cli, "api"], self.logs / "api.log", env))
+        if self.simulate:
+            argv = [
+                *cli,
+                "simulate",
+                "--rate",
+                str(self.rate),
+                "--truth",
+                str(self.logs / "truth.jsonl"),
+            ]
+            self.children.append(Child("simulate", argv, self.logs / "simulate.log", env))
+        for child in self.children:
+            child.start()
+            print(f"started {child.name} (log: {child.log})", flush=True)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.alive():
+                print(f"stopping {child.name} ...", flush=True)
+            child.stop()
+        if self.broker is not None:
+            print("stopping Apache Kafka ...", flush=True)
+            self.broker.stop()
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children if not c.alive()]
+
+
+def _fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms / 1000:.2f}s" if abs(ms) < 60_000 else f"{ms / 60_000:.1f}m"
+
+
+def render(view: Mapping[str, Any] | None, api_url: str, problem: str = "") -> str:
+    """The live view as text: one row per flow (5 minute window)."""
+    lines = [f"funnel freshness  |  API {api_url}  (/v1/flows, /docs, /metrics)  |  Ctrl-C stops"]
+    header = (
+        f"{'flow':<26} {'target':>7} {'on time (5m)':>13} {'p95 lag':>9} "
+        f"{'open':>5} {'pending':>8}  status"
+    )
+    lines += ["", header, "-" * len(header)]
+    for f in (view or {}).get("flows", []):
+        w = f["windows"]["last_5m"]
+        ratio = w["on_time_ratio"]
+        lines.append(
+            f"{f['name']:<26} {_fmt_ms(f['target_ms']):>7} "
+            f"{'-' if ratio is None else f'{ratio:.2%}':>13} {_fmt_ms(w['lag_ms']['p95']):>9} "
+            f"{f['open_breaches']:>5} {f['pending']:>8}  {f['status']}"
+        )
+    if problem:
+        lines += ["", problem]
+    return "\n".join(lines)
+
+
+def _show(text: str, tty: bool) -> None:
+    if tty:
+        sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
+    else:
+        sys.stdout.write(text + "\n\n")
+    sys.stdout.flush()
+
+
+def watch(stack: Stack, duration_s: float | None, interval_s: float = 1.0) -> None:
+    tty = sys.stdout.isatty()
+    every = interval_s if tty else max(interval_s, 10.0)
+    ends = None if duration_s is None else time.monotonic() + duration_s
+    with httpx.Client(timeout=2.0) as client:
+        while ends is None or time.monotonic() < ends:
+            dead = stack.dead()
+            if dead:
+                names = ", ".join(f"{c.name} (see {c.log})" for c in dead)
+                raise SystemExit(f"freshness up: {names} stopped unexpectedly")
+            view, problem = None, ""
+            try:
+                view = client.get(f"{stack.api_url}/v1/flows").json()
+            except (httpx.HTTPError, ValueError) as exc:
+                problem = f"waiting for the API: {type(exc).__name__}"
+            _show(render(view, stack.api_url, problem), tty)
+            time.sleep(every)
+
+
+def run(settings: Settings, rate: float, duration_s: float | None, simulate: bool) -> int:
+    stack = Stack(settings, rate, simulate)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        stack.start()
+        watch(stack, duration_s)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stack.stop()
+        print("stopped.", flush=True)
