@@ -16,7 +16,10 @@ only place the semantics of DESIGN section 4 live:
   (event time, past its last event) so late duplicates, and other starts for the key, are
   still ignored; only a start after that retention opens a new cycle for the key;
 * a negative lag is kept, flagged ``clock_skew`` and counted on time;
-* a completion that arrives after the start was declared ``lost`` changes nothing.
+* a completion that arrives after the start was declared ``lost`` changes nothing;
+* an ``overdue`` whose completion then turns out to have been on time (its event time lay
+  behind the watermark when it was read: a producer delivered it later than the grace) is
+  retracted: the breach record is deleted, since an on-time start has no breach.
 
 Time never comes from a clock here: event times come with the events and watermarks come
 from :meth:`JoinCore.advance`, which is what makes live and replayed runs agree.
@@ -64,6 +67,7 @@ class Entity:
     detected_at: int | None = None
     done: bool = False
     pos: int = -1
+    retracted: bool = False
 
 
 @dataclass(slots=True)
@@ -229,6 +233,8 @@ class JoinCore:
             ent.breach = "late"
             if ent.detected_at is None:
                 ent.detected_at = ent.end.at
+        elif ent.breach == "overdue":
+            ent.breach, ent.detected_at, ent.retracted = None, None, True
         ent.done = True
         win = self._window(flow.name, ent.end.at)
         win.count += 1
@@ -248,6 +254,8 @@ class JoinCore:
             out.measurements.append(self._measurement(fs.flow, key, ent))
         if ent.breach is not None:
             out.breaches.append(self._breach(fs.flow, key, ent))
+        if ent.retracted:
+            out.retractions.append(f"{fs.flow.name}:{key}")
         return out
 
     @staticmethod
@@ -407,6 +415,12 @@ class JoinCore:
             if ent.breach is not None and ent.start is not None:
                 yield self._breach(self.flows[flow].flow, key, ent)
 
+    def retractions(self) -> Iterator[str]:
+        """Ids of the retracted breaches this partition still holds."""
+        for (flow, key), ent in self.entities.items():
+            if ent.retracted:
+                yield f"{flow}:{key}"
+
     def entity(self, flow: str, key: str) -> Entity | None:
         return self.entities.get((flow, key))
 
@@ -439,6 +453,7 @@ class JoinCore:
             ent.detected_at,
             ent.done,
             ent.pos,
+            ent.retracted,
         ]
 
     def restore_entity(self, ekey: EntityKey, data: Sequence[Any]) -> None:
@@ -446,8 +461,10 @@ class JoinCore:
         fs = self.flows.get(ekey[0])
         if fs is None:
             return
-        start, end, ooo, breach, detected_at, done, pos = data
-        ent = Entity(_ref_in(start), _ref_in(end), bool(ooo), breach, detected_at, bool(done), pos)
+        start, end, ooo, breach, detected_at, done, pos, retracted = data
+        ent = Entity(
+            _ref_in(start), _ref_in(end), bool(ooo), breach, detected_at, bool(done), pos, retracted
+        )
         self.entities[ekey] = ent
         flow, key = fs.flow, ekey[1]
         if ent.start is None:

@@ -120,7 +120,10 @@ class Outputs:
 
     measurements: list[Measurement] = field(default_factory=list)
     breaches: list[Breach] = field(default_factory=list)
+    retractions: list[str] = field(default_factory=list)
+    """Breach ids whose record must be deleted (a tombstone on the compacted topic)."""
 
     def extend(self, other: Outputs) -> None:
         self.measurements.extend(other.measurements)
         self.breaches.extend(other.breaches)
+        self.retractions.extend(other.retractions)

@@ -110,7 +110,9 @@ class Joiner:
         part.unpublished_windows.update(core.windows)
         # Whatever was decided before a crash may not have reached the output topics:
         # send the current state of every breach again (same identity, same content).
-        self._emit(Outputs(breaches=list(core.breaches())), step)
+        self._emit(
+            Outputs(breaches=list(core.breaches()), retractions=list(core.retractions())), step
+        )
         return part
 
     def on_message(
@@ -152,6 +154,8 @@ class Joiner:
             )
         for b in out.breaches:
             step.records.append((topics.BREACHES, b.breach_id.encode(), _json(asdict(b))))
+        for breach_id in out.retractions:
+            step.records.append((topics.BREACHES, breach_id.encode(), None))
 
     def _collect_writes(self, partition: int, part: _Partition, step: Step) -> None:
         core = part.core

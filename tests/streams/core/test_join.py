@@ -185,3 +185,18 @@ def test_export_restore_round_trip_keeps_timers() -> None:
     (m,) = r.apply(start("o", 100), 4).measurements
     assert m.out_of_order
     assert m.lag_ms == 400
+
+
+def test_overdue_then_on_time_completion_retracts_the_breach() -> None:
+    c = core()
+    c.apply(start("k", 0), 0)
+    (b,) = c.advance({"e": 5_001}).breaches  # the completion was still on its way
+    assert b.kind == "overdue"
+    out = c.apply(end("k", 4_000), 1)
+    assert out.breaches == []
+    assert out.retractions == ["lead:k"]
+    assert out.measurements[0].on_time
+    assert c.gauges()["lead"].open_breaches == 0
+    assert list(c.retractions()) == ["lead:k"]
+    assert list(c.breaches()) == []
+    assert c.apply(end("k", 4_000), 1).retractions == ["lead:k"]  # replayed: sent again
