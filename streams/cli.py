@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from streams.errors import FreshnessError
 from streams.settings import Settings, load_settings
+from streams.simulate.options import add_score_arguments, add_simulate_arguments
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -58,6 +59,18 @@ def duration_ms(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.simulate import runner
+
+    return runner.run(args, settings)
+
+
+def _score(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.simulate import observe
+
+    return observe.run(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freshness", description="Streaming funnel freshness monitor."
@@ -89,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-simulate", action="store_true", help="no simulated traffic")
     up.set_defaults(handler=_up)
+
+    simulate = sub.add_parser(
+        "simulate", help="live funnel traffic with injected faults and a ground-truth file"
+    )
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(handler=_simulate)
+
+    score = sub.add_parser("score", help="judge the monitor's output against a simulate run")
+    add_score_arguments(score)
+    score.set_defaults(handler=_score)
     return parser
 
 
