@@ -116,6 +116,8 @@ class OutputReader:
     records: dict[str, list[tuple[bytes, dict[str, object]]]] = field(default_factory=dict)
     gauges: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     """Latest stats gauge per (flow, join partition), from any worker."""
+    windows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Latest stats window record per key."""
     _consumer: AIOKafkaConsumer | None = None
 
     async def _ensure(self) -> AIOKafkaConsumer:
@@ -150,6 +152,8 @@ class OutputReader:
                 if tp.topic == topics.STATS:
                     if rec.get("kind") == "gauge":
                         self.gauges[(str(rec["flow"]), int(rec["partition"]))] = rec
+                    else:
+                        self.windows[(m.key or b"").decode()] = rec
                     continue
                 if tp.topic == topics.QUARANTINE:
                     pass  # keyed by source position; tests match on topic/partition/offset

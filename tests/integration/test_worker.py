@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from jsonschema import Draft202012Validator
 
 from streams import topics
 from streams.flows.config import load_flows
 from streams.ingest.quarantine import RAW_CAP_BYTES
+from streams.schemas import load_schema
 from streams.simulate.scenario import Scenario, scripted
 
 FLOWS = load_flows(None)
@@ -112,6 +114,20 @@ async def test_scripted_scenario_every_outcome(
         assert q["reason"] == bad.reason
         raw = b"" if q["raw_b64"] is None else base64.b64decode(str(q["raw_b64"]))
         assert raw == (bad.raw or b"")[:RAW_CAP_BYTES]
+    # every output record the worker wrote matches its published schema
+    for topic, schema in (
+        (topics.MEASUREMENTS, "output/measurement.schema.json"),
+        (topics.BREACHES, "output/breach.schema.json"),
+        (topics.QUARANTINE, "output/quarantine.schema.json"),
+    ):
+        validator = Draft202012Validator(load_schema(schema))
+        for rec in reader.of(topic):
+            validator.validate(rec)
+    stats = Draft202012Validator(load_schema("output/stats.schema.json"))
+    assert reader.gauges
+    assert reader.windows
+    for rec in [*reader.gauges.values(), *reader.windows.values()]:
+        stats.validate(rec)
     print(f"scenario: {len(sc.records)} input records to final state in {elapsed:.1f}s")
 
 
