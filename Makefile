@@ -91,3 +91,7 @@ bench-api: $(STAMP) ## GET /v1/flows latency at 200 req/s for 30 s -> bench/resu
 
 api-demo: $(STAMP) ## serve the API over a seeded demo day on 127.0.0.1:8000 (no Kafka)
 	$(BIN)/python -m api.demo --port 8000
+
+.PHONY: bench-api-vegeta
+bench-api-vegeta: $(STAMP) ## GET /v1/flows at 200 req/s for 30 s with vegeta (built from the Go proxy; needs Go)
+	bench/api_latency_vegeta.sh
