@@ -211,7 +211,7 @@ class Scheduler:
                 key=ent.key,
                 case=ent.case,
                 outcome=outcome,
-                lag_ms=ent.lag_ms if ent.end_acked else None,
+                lag_ms=ent.lag_ms if ent.end_acked and ent.start_acked else None,
                 started_at=ent.started_at,
                 deadline=ent.deadline,
                 give_up_at=ent.give_up_at,

@@ -18,8 +18,8 @@ the rest is ``on_time``):
 * ``out_of_order``: an on-time lag, but the start record is produced 20..300 ms *after*
   the completion record (it still carries its own, earlier, ``occurred_at``);
 * ``skew``: the completion ``occurred_at`` is 1..2000 ms *before* the start's (negative
-  lag: on time, ``clock_skew``); each record is produced at its own ``occurred_at``, so the
-  completion is delivered first;
+  lag: on time, ``clock_skew``), never before the run began; each record is produced at
+  its own ``occurred_at``, so the completion is delivered first;
 * ``duplicate``: an on-time entity whose start or completion (even odds) is produced a
   second time, byte for byte, 1..2000 ms after the first copy.
 
@@ -281,7 +281,7 @@ class Planner:
                 return lag
         return round(median) if median <= target else target
 
-    def _lag(self, case: str, target: int) -> int | None:
+    def _lag(self, case: str, target: int, started_at: int) -> int | None:
         rng = self._rng
         if case == "missing":
             return None
@@ -289,16 +289,18 @@ class Planner:
             excess = rng.lognormvariate(math.log(LATE_EXCESS_MEDIAN), LATE_EXCESS_SIGMA)
             return target + max(1, round(target * excess))
         if case == "skew":
-            return -rng.randint(1, SKEW_MAX_MS)
+            return -rng.randint(1, min(SKEW_MAX_MS, started_at - self.start_ms))
         return self._on_time_lag(target)
 
     def _plan_entity(self, started_at: int) -> None:
         case = self._case()
+        if case == "skew" and started_at <= self.start_ms:
+            case = "on_time"  # a completion before the run began cannot be produced on time
         n = self._n
         self._n += 1
         for _ in range(FIT_ATTEMPTS):
             flow = self._rng.choice(self.cfg.flows)
-            lag = self._lag(case, flow.target_ms)
+            lag = self._lag(case, flow.target_ms, started_at)
             records = self._entity_records(flow, n, case, started_at, lag)
             horizon = (
                 max(r[0] for r in records)
