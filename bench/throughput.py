@@ -1,0 +1,648 @@
+"""Worker throughput on the real broker, side by side with two references (DESIGN section 10).
+
+    .venv/bin/python bench/throughput.py --events 200000          # own embedded broker
+    .venv/bin/python bench/throughput.py --bootstrap 127.0.0.1:9092 --runs 3
+    .venv/bin/python bench/throughput.py --events 100000 --only c --profile /tmp/w.prof
+
+One run preloads ``--events`` input records once (the four default flows in equal shares;
+every start has an on-time completion; keys spread over 8 partitions of each of the 7
+``funnel.*`` topics) and then measures, interleaved ``a b c a b c ...`` on that same data:
+
+(a) ceiling: a bare aiokafka consumer (``getmany``) over all input partitions with
+    ``orjson.loads`` on every value, in this process. Time: from the first ``getmany`` that
+    returned records to the moment the last of the N records was decoded.
+(b) naive: a plain Faust agent (a ``python bench/throughput.py _naive`` worker subprocess,
+    Faust defaults, RocksDB store) that iterates the input topics event by event,
+    ``orjson.loads`` each value and writes one table key per event. Time: from the broker
+    timestamp (producer CreateTime) of the first record on the table's changelog to that of
+    the last; done when the changelog holds N records.
+(c) the freshness worker (``python -m streams.cli worker`` subprocess, its default
+    settings). Time: from the CreateTime of the first flow-events batch message (the ingest
+    agent sends it right after decoding its first input batch; watermark ticks, sent from
+    start-up on, are not counted) to the CreateTime of the last record on
+    ``freshness.measurements``; done when the topic holds N/2 measurements AND the worker's
+    consumer group has committed every input partition to its end offset. The check: exactly
+    N/2 distinct measurement keys, all on time, no breach, no quarantine record; otherwise
+    the run fails (a benchmark that drops work is worthless).
+
+events/s = N / time. Start-up (Faust boot, group join, table recovery) is not counted;
+the commit catch-up time (Faust commits every ``broker_commit_interval``) is reported
+separately. The result is the median of ``--runs`` runs per contender and the ratios c/a,
+c/b of those medians; ``bench/results/throughput.json`` gets the numbers and the machine.
+Between (c) runs the worker's shared topics (flow-events and outputs) are deleted and made
+again, so every run starts from empty outputs; every (b)/(c) run has its own app id.
+
+``--profile FILE`` runs the worker under cProfile (main thread, in a bench-only launcher:
+no hook in product code) and also samples the CPU time of every thread of the worker from
+``/proc`` (the aiokafka consumer runs in a thread of its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from streams import topics  # noqa: E402  (after the sys.path fix for `python bench/...`)
+from streams.core.model import Flow  # noqa: E402
+from streams.flows.config import flow_topics, load_flows  # noqa: E402
+
+RESULT = ROOT / "bench" / "results" / "throughput.json"
+SCRIPT = Path(__file__).resolve()
+PARTITIONS = 8
+WORKER_OUTPUTS = (
+    topics.FLOW_EVENTS,
+    topics.MEASUREMENTS,
+    topics.BREACHES,
+    topics.QUARANTINE,
+    topics.STATS,
+)
+_EXTRA: dict[str, dict[str, object]] = {
+    "funnel.dlq.entry_created": {"queue": "billing"},
+    "funnel.dlq.retry_attempted": {"attempt": 1},
+    "funnel.notification.acknowledged": {"channel": "email"},
+}
+
+
+# -- broker ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None, home: Path) -> Iterator[tuple[str, str]]:
+    """``(bootstrap, kafka version)``: the given cluster, or an embedded broker of our own."""
+    from streams.broker import jars
+    from streams.broker.process import BrokerConfig, EmbeddedBroker, free_port
+    from streams.settings import Settings
+
+    settings = Settings()
+    if bootstrap is not None:
+        yield bootstrap, "external"
+        return
+    libs = jars.ensure_jars(settings.kafka_dir, settings.kafka_version)
+    port = free_port()
+    controller = free_port()
+    while controller == port:
+        controller = free_port()
+    config = BrokerConfig(port=port, controller_port=controller, data_dir=home / "kafka", libs=libs)
+    embedded = EmbeddedBroker(config)
+    try:
+        embedded.start(timeout_s=120)
+        yield config.bootstrap, settings.kafka_version
+    finally:
+        embedded.stop()
+
+
+# -- input -------------------------------------------------------------------------------
+
+
+def _set(obj: dict[str, object], path: tuple[str, ...], value: object) -> None:
+    cur = obj
+    for part in path[:-1]:
+        nxt = cur.setdefault(part, {})
+        assert isinstance(nxt, dict)
+        cur = nxt
+    cur[path[-1]] = value
+
+
+def funnel_records(
+    flows: Sequence[Flow], n_events: int, now: int, seed: int = 11
+) -> list[tuple[str, bytes, bytes]]:
+    """``n_events`` input records (n/2 entities, each a start and an on-time completion),
+    in event-time order, ``(topic, key, value)``; event times end a few minutes before now."""
+    rng = random.Random(seed)
+    entities = n_events // 2
+    span = entities  # 1 ms between starts
+    base = now - span - 5 * 60_000
+    out: list[tuple[int, int, str, bytes, bytes]] = []
+    for i in range(entities):
+        flow = flows[i % len(flows)]
+        key = f"k{i:08d}-{rng.randrange(1 << 30):08x}"
+        started = base + i
+        done = started + rng.randrange(min(flow.target_ms // 2, 3_000))
+        for side, at, order in (("start", started, 0), ("end", done, 1)):
+            topic = flow.start_topic if side == "start" else flow.end_topic
+            rec: dict[str, object] = {"event_id": f"{key}-{side[0]}"}
+            _set(rec, flow.start_key if side == "start" else flow.end_key, key)
+            _set(rec, flow.start_time if side == "start" else flow.end_time, at)
+            filt = flow.end_filter
+            if side == "end" and filt is not None and filt.op == "==":
+                _set(rec, filt.path, filt.value)
+            rec.update(_EXTRA.get(topic, {}))
+            rec["payload"] = {"source": "bench", "n": i}
+            out.append((at, order, topic, key.encode(), orjson.dumps(rec)))
+    out.sort()
+    return [(t, k, v) for _, _, t, k, v in out]
+
+
+async def preload(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1
+    )
+    await p.start()
+    try:
+        for i in range(0, len(records), 5_000):
+            futs = [await p.send(t, v, key=k) for t, k, v in records[i : i + 5_000]]
+            await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def make_topics(bootstrap: str, names: Sequence[str]) -> None:
+    from streams.admin import ensure_topics
+
+    specs = [s for s in topics.ALL_TOPICS if s.name in names]
+    specs += [topics.TopicSpec(n) for n in names if n not in {s.name for s in specs}]
+    await ensure_topics(bootstrap, specs, PARTITIONS, 1)
+
+
+async def reset_topics(bootstrap: str, names: Sequence[str]) -> None:
+    """Delete ``names`` (if present) and create them again, empty."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        present = set(await admin.list_topics())
+        doomed = [n for n in names if n in present]
+        if doomed:
+            await admin.delete_topics(doomed)
+        deadline = time.monotonic() + 60
+        while set(await admin.list_topics()) & set(doomed):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"topics {doomed} were not deleted in time")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    for attempt in range(50):
+        try:
+            await make_topics(bootstrap, names)
+            return
+        except Exception:
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.3)
+
+
+# -- reading topics ----------------------------------------------------------------------
+
+
+async def _consumer(bootstrap: str, **kw: Any) -> Any:
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        **kw,
+    )
+    await c.start()
+    return c
+
+
+async def _tps(c: Any, names: Sequence[str]) -> list[Any]:
+    from aiokafka import TopicPartition
+
+    cluster = await c._client.fetch_all_metadata()
+    out = []
+    for name in names:
+        parts = cluster.partitions_for_topic(name) or set()
+        out += [TopicPartition(name, p) for p in sorted(parts)]
+    return out
+
+
+async def end_offsets(bootstrap: str, names: Sequence[str]) -> dict[Any, int]:
+    c = await _consumer(bootstrap)
+    try:
+        tps = await _tps(c, names)
+        return dict(await c.end_offsets(tps))
+    finally:
+        await c.stop()
+
+
+async def read_all(bootstrap: str, names: Sequence[str]) -> list[Any]:
+    """Every record now on ``names`` (up to the end offsets read first)."""
+    c = await _consumer(bootstrap)
+    try:
+        tps = await _tps(c, names)
+        ends = await c.end_offsets(tps)
+        want = {tp: e for tp, e in ends.items() if e > 0}
+        if not want:
+            return []
+        c.assign(list(want))
+        await c.seek_to_beginning(*want)
+        out: list[Any] = []
+        pos = dict.fromkeys(want, 0)
+        while any(pos[tp] < want[tp] for tp in want):
+            batches = await c.getmany(timeout_ms=500, max_records=50_000)
+            for tp, msgs in batches.items():
+                out += msgs
+                if msgs:
+                    pos[tp] = msgs[-1].offset + 1
+        return out
+    finally:
+        await c.stop()
+
+
+async def committed(bootstrap: str, group: str, tps: Sequence[Any]) -> dict[Any, int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=list(tps))
+        return {tp: (meta.offset if meta is not None else -1) for tp, meta in offsets.items()}
+    finally:
+        await admin.close()
+
+
+# -- (a) bare aiokafka -------------------------------------------------------------------
+
+
+async def run_bare(bootstrap: str, inputs: Sequence[str], n: int) -> dict[str, Any]:
+    c = await _consumer(bootstrap, max_poll_records=10_000)
+    try:
+        tps = await _tps(c, inputs)
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        loads = orjson.loads
+        count = 0
+        t0 = 0.0
+        while count < n:
+            batches = await c.getmany(timeout_ms=1_000, max_records=10_000)
+            if batches and not t0:
+                t0 = time.perf_counter()
+            for msgs in batches.values():
+                for m in msgs:
+                    loads(m.value)
+                count += len(msgs)
+        elapsed = time.perf_counter() - t0
+    finally:
+        await c.stop()
+    return {"events": count, "seconds": round(elapsed, 3), "events_per_s": round(n / elapsed)}
+
+
+# -- subprocess workers ------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    samples: list[dict[str, float]] = field(default_factory=list)
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+            )
+
+    def check(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+            raise SystemExit(f"{self.args} exited with {self.proc.returncode}:\n{tail}")
+
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds per thread name of the process (from /proc)."""
+        assert self.proc is not None
+        out: dict[str, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{self.proc.pid}/task/{tid}/stat").read_text()
+                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                    fields = stat[stat.rindex(")") + 2 :].split()
+                    cpu = (int(fields[11]) + int(fields[12])) / tick
+                    key = name if name not in out else f"{name}#{tid}"
+                    out[key] = cpu
+        return out
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def _env(bootstrap: str, home: Path, app_id: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        FRESHNESS_KAFKA_BOOTSTRAP=bootstrap,
+        FRESHNESS_HOME=str(home),
+        FRESHNESS_APP_ID=app_id,
+        FRESHNESS_LOG_LEVEL="warn",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+# -- (b) naive Faust agent ----------------------------------------------------------------
+
+
+def naive_main() -> None:
+    """The (b) worker: one table write per input event (Faust defaults otherwise)."""
+    import faust
+
+    from streams.worker.app import broker_urls
+
+    env = os.environ
+    datadir = Path(env["FRESHNESS_HOME"]) / "naive" / env["FRESHNESS_APP_ID"]
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        env["FRESHNESS_APP_ID"],
+        broker=broker_urls(env["FRESHNESS_KAFKA_BOOTSTRAP"]),
+        store="rocksdb://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        topic_disable_leader=True,
+    )
+    inputs = app.topic(*flow_topics(load_flows(None)), key_serializer="raw", value_serializer="raw")
+    table = app.Table("naive", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
+    loads = orjson.loads
+
+    @app.agent(inputs, name="naive", concurrency=1)
+    async def naive(stream: Any) -> None:
+        async for event in stream.events():
+            rec = loads(event.value)
+            table[rec["event_id"].encode()] = event.value
+
+    faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+
+
+async def run_naive(bootstrap: str, home: Path, n: int, timeout_s: float) -> dict[str, Any]:
+    app_id = f"bench-naive-{uuid.uuid4().hex[:8]}"
+    changelog = f"{app_id}-naive-changelog"
+    proc = Proc(
+        [sys.executable, str(SCRIPT), "_naive"],
+        _env(bootstrap, home, app_id),
+        home / f"{app_id}.log",
+    )
+    proc.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            proc.check()
+            with contextlib.suppress(Exception):
+                if sum((await end_offsets(bootstrap, [changelog])).values()) >= n:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"(b) did not write {n} table keys in {timeout_s}s")
+            await asyncio.sleep(0.5)
+    finally:
+        proc.stop()
+    recs = await read_all(bootstrap, [changelog])
+    first = min(r.timestamp for r in recs)
+    last = max(r.timestamp for r in recs)
+    secs = (last - first) / 1000
+    keys = {r.key for r in recs}
+    if len(keys) != n:
+        raise SystemExit(f"(b) wrote {len(keys)} distinct keys, expected {n}")
+    return {
+        "events": n,
+        "changelog_records": len(recs),
+        "seconds": round(secs, 3),
+        "events_per_s": round(n / secs),
+    }
+
+
+# -- (c) the freshness worker --------------------------------------------------------------
+
+
+async def run_worker(
+    bootstrap: str,
+    home: Path,
+    n: int,
+    inputs: Sequence[str],
+    timeout_s: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    from aiokafka import TopicPartition
+
+    await reset_topics(bootstrap, WORKER_OUTPUTS)
+    app_id = f"bench-worker-{uuid.uuid4().hex[:8]}"
+    expected = n // 2
+    if profile is None:
+        args = [sys.executable, "-m", "streams.cli", "worker"]
+    else:
+        args = [sys.executable, str(SCRIPT), "_profiled_worker", str(profile)]
+    proc = Proc(args, _env(bootstrap, home, app_id), home / f"{app_id}.log")
+    input_ends = await end_offsets(bootstrap, inputs)
+    input_tps = [tp for tp in input_ends if input_ends[tp] > 0]
+    proc.start()
+    t_measured = t_committed = None
+    first_cpu: tuple[int, float] | None = None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while t_measured is None or t_committed is None:
+            proc.check()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"(c) not done in {timeout_s}s (see {proc.log})")
+            await asyncio.sleep(0.25)
+            if t_measured is None:
+                with contextlib.suppress(Exception):
+                    got = sum((await end_offsets(bootstrap, [topics.MEASUREMENTS])).values())
+                    if got and first_cpu is None:
+                        first_cpu = (got, sum(proc.thread_cpu().values()))
+                    if got >= expected:
+                        t_measured = time.time()
+                        proc.samples.append(proc.thread_cpu())
+            if t_committed is None:
+                with contextlib.suppress(Exception):
+                    offs = await committed(bootstrap, app_id, input_tps)
+                    if all(offs.get(tp, -1) >= input_ends[tp] for tp in input_tps):
+                        t_committed = time.time()
+    finally:
+        proc.stop()
+    flow_msgs = await read_all(bootstrap, [topics.FLOW_EVENTS])
+    batches = [m for m in flow_msgs if m.value and m.value.startswith(b'{"e"')]
+    first = min(m.timestamp for m in batches)
+    meas = await read_all(bootstrap, [topics.MEASUREMENTS])
+    last = max(m.timestamp for m in meas)
+    keys = {m.key for m in meas}
+    late = sum(1 for m in meas if not orjson.loads(m.value)["on_time"])
+    breaches = len(await read_all(bootstrap, [topics.BREACHES]))
+    quarantined = len(await read_all(bootstrap, [topics.QUARANTINE]))
+    problems = []
+    if len(keys) != expected:
+        problems.append(f"{len(keys)} distinct measurements, expected {expected}")
+    if late or breaches or quarantined:
+        problems.append(f"{late} late, {breaches} breach records, {quarantined} quarantined")
+    if problems:
+        raise SystemExit("(c) wrong output: " + "; ".join(problems))
+    secs = (last - first) / 1000
+    assert TopicPartition  # imported for the offsets' key type
+    result: dict[str, Any] = {
+        "events": n,
+        "measurements": len(meas),
+        "distinct_measurements": len(keys),
+        "flow_event_batches": len(batches),
+        "seconds": round(secs, 3),
+        "events_per_s": round(n / secs),
+        "commit_caught_up_after_last_output_s": round(
+            max(0.0, (t_committed or 0) - last / 1000), 2
+        ),
+    }
+    if proc.samples:
+        result["thread_cpu_s"] = proc.samples[-1]
+        if first_cpu is not None and first_cpu[0] < expected:
+            # CPU of the whole worker process per input event while it was busy
+            cpu = sum(proc.samples[-1].values()) - first_cpu[1]
+            result["cpu_us_per_event"] = round(cpu * 1e6 / (2 * (expected - first_cpu[0])), 1)
+    return result
+
+
+def profiled_worker_main(out: str) -> None:
+    """Run ``freshness worker`` in this process under cProfile (main thread); dump on exit."""
+    from streams.settings import load_settings
+    from streams.worker import runner
+
+    prof = cProfile.Profile()
+
+    def dump(*_: object) -> None:
+        prof.disable()
+        prof.dump_stats(out)
+
+    prof.enable()
+    try:
+        runner.run(load_settings())
+    finally:
+        dump()
+
+
+# -- driver ---------------------------------------------------------------------------------
+
+
+def machine(kafka_version: str) -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kafka_version": kafka_version,
+    }
+
+
+async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str) -> dict[str, Any]:
+    flows = load_flows(None)
+    inputs = flow_topics(flows)
+    n = args.events - args.events % 2
+    await make_topics(bootstrap, [*inputs, *WORKER_OUTPUTS])
+    if sum((await end_offsets(bootstrap, inputs)).values()) == 0:
+        t = time.perf_counter()
+        await preload(bootstrap, funnel_records(flows, n, int(time.time() * 1000)))
+        print(f"preloaded {n} events in {time.perf_counter() - t:.1f}s", flush=True)
+    else:
+        have = sum((await end_offsets(bootstrap, inputs)).values())
+        if have != n:
+            raise SystemExit(f"the input topics already hold {have} records, not {n}")
+    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    for r in range(args.runs):
+        for who in args.only:
+            if who == "a":
+                res = await run_bare(bootstrap, inputs, n)
+            elif who == "b":
+                res = await run_naive(bootstrap, home, n, args.timeout)
+            else:
+                res = await run_worker(bootstrap, home, n, inputs, args.timeout, args.profile)
+            runs[who].append(res)
+            print(f"run {r + 1} ({who}): {res}", flush=True)
+    med = {w: statistics.median(x["events_per_s"] for x in v) for w, v in runs.items() if v}
+    ratios = {}
+    if "a" in med and "c" in med:
+        ratios["c_over_a"] = round(med["c"] / med["a"], 4)
+    if "b" in med and "c" in med:
+        ratios["c_over_b"] = round(med["c"] / med["b"], 3)
+    return {
+        "benchmark": "worker_throughput",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),
+        "events": n,
+        "input": "4 default flows in equal shares; every start completed on time; 7 topics x 8 "
+        "partitions; keyed by entity",
+        "median_events_per_s": {
+            {"a": "a_bare_aiokafka", "b": "b_naive_faust_table", "c": "c_freshness_worker"}[w]: m
+            for w, m in med.items()
+        },
+        "ratios": ratios,
+        "goal_c_events_per_s": 15_000,
+        "runs": runs,
+        "machine": machine(kafka),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_naive"]:
+        naive_main()
+        return 0
+    if argv[:1] == ["_profiled_worker"]:
+        profiled_worker_main(argv[1])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--bootstrap", default=None, help="use this cluster instead of our own")
+    p.add_argument("--only", default="abc", help="which contenders, e.g. 'ac'")
+    p.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    p.add_argument("--profile", type=Path, default=None, help="cProfile the worker into FILE")
+    p.add_argument("--no-write", action="store_true", help="do not write the result file")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        home = Path(tmp)
+        with broker(args.bootstrap, home) as (bootstrap, kafka):
+            result = asyncio.run(bench(args, bootstrap, home, kafka))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    if not args.no_write and args.profile is None:
+        RESULT.parent.mkdir(parents=True, exist_ok=True)
+        RESULT.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
