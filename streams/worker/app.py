@@ -25,6 +25,7 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
+from faust.utils.terminal.spinners import SpinnerHandler
 
 from streams import topics
 from streams.core.model import Flow
@@ -46,6 +47,24 @@ def now_ms() -> int:
 
 def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
+
+
+def quiet_root_logger() -> None:
+    """Undo what ``faust.Worker`` does to the root logger for its start-up spinner.
+
+    The worker adds a spinner handler and puts the root logger at DEBUG so the spinner
+    turns on every record; the real handler still drops everything below the configured
+    level. But a DEBUG root logger makes every ``log.debug`` in aiokafka and Faust (one
+    per produced message, and more) build a ``LogRecord``: about 6 % of a busy worker's
+    time. Nothing reaches the log that did not before.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, SpinnerHandler):
+            root.removeHandler(handler)
+    levels = [h.level for h in root.handlers]
+    if levels and min(levels) > root.level:
+        root.setLevel(min(levels))
 
 
 @dataclass
@@ -155,6 +174,11 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
                 outputs[topic].send_soon(key=key, value=value)
 
     app.timer(interval=settings.tick_interval_ms / 1000.0)(tick)
+
+    async def on_app_start() -> None:
+        quiet_root_logger()
+
+    app.task(on_app_start)
 
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         joiner.forget_all()
