@@ -10,8 +10,12 @@
   join core, writes changed state to the ``freshness-state`` table (RocksDB, changelog in
   Kafka) and sends measurements, breaches and stats.
 
-Everything is sent with ``send_soon`` through Faust's one producer queue, which keeps
-order, and Faust flushes the producer before it commits offsets: at-least-once.
+Output records (flow-events batches and ticks, measurements, breaches, quarantine, stats)
+are appended straight to the aiokafka producer (:class:`Sender`), in the order they are
+made; table writes go through Faust's changelog buffer. Before it commits offsets Faust
+flushes both (its buffer, then the aiokafka producer, waiting for every batch): at-least-once.
+A tick only reports records whose batches were appended before it was computed, so it never
+overtakes the events it accounts for.
 """
 
 from __future__ import annotations
@@ -67,6 +71,30 @@ def quiet_root_logger() -> None:
         root.setLevel(min(levels))
 
 
+class Sender:
+    """Appends records to the batches of the app's aiokafka producer, skipping Faust's
+    ``send_soon`` buffer (a queue, a task hop and a flush wake-up per record; bypassing it
+    took the worker from 153 to 99 µs of CPU per input event in ``bench/throughput.py``).
+    Records of one partition keep the order
+    of the calls. A record that cannot be delivered is logged, as Faust does for
+    ``send_soon``.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
+        fut = await self.app.producer.send(topic, key, value, partition, None, None)
+        fut.add_done_callback(_delivered)  # type: ignore[attr-defined]
+
+
+def _delivered(fut: Any) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("an output record was not delivered: %r", fut.exception())
+
+
 @dataclass
 class Worker:
     """A built worker: the Faust app and the processors it drives (for tests and stats)."""
@@ -113,10 +141,8 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
     flow_topic = app.topic(
         topics.FLOW_EVENTS, partitions=n, key_serializer="raw", value_serializer="raw"
     )
-    outputs = {
-        name: app.topic(name, key_serializer="raw", value_serializer="raw")
-        for name in (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topics.STATS)
-    }
+    sender = Sender(app)
+    send = sender.send
     # bytes key and value types make Faust use the raw codec for the store and changelog.
     table = app.Table(TABLE_NAME, partitions=n, key_type=bytes, value_type=bytes)
     store = _TableStore(table)
@@ -138,10 +164,9 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
             ]
             result = ingest.process(records, now_ms())
             for partition, evs in result.batches.items():
-                flow_topic.send_soon(value=encode_events(evs), partition=partition)
-            quarantine = outputs[topics.QUARANTINE]
+                await send(topics.FLOW_EVENTS, None, encode_events(evs), partition)
             for key, rec in result.quarantine:
-                quarantine.send_soon(key=key, value=orjson.dumps(rec))
+                await send(topics.QUARANTINE, key, orjson.dumps(rec))
             ingest.forwarded(result)
 
     async def tick() -> None:
@@ -158,7 +183,7 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
         counts = {t: consumer.topic_partitions(t) or 0 for t in input_names}
         msg = encode_tick(now, reports, counts)
         for partition in range(n):
-            flow_topic.send_soon(value=msg, partition=partition)
+            await send(topics.FLOW_EVENTS, None, msg, partition)
 
     @app.agent(flow_topic, name="join", concurrency=1)
     async def join_agent(stream: Any) -> None:
@@ -171,7 +196,7 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
                 else:
                     table[key] = value
             for topic, key, value in step.records:
-                outputs[topic].send_soon(key=key, value=value)
+                await send(topic, key, value)
 
     app.timer(interval=settings.tick_interval_ms / 1000.0)(tick)
 
