@@ -32,6 +32,11 @@ from streams.flows.config import flow_topics, load_flows
 from streams.settings import Settings
 
 STOP_GRACE_S = 20.0
+DEMO_FAULTS = (
+    *("--late", "0.03", "--missing", "0.01", "--duplicate", "0.01"),
+    *("--out-of-order", "0.01", "--skew", "0.005", "--malformed", "0.005"),
+)
+"""Injected faults of the demo traffic, so the live view has breaches to show."""
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Stack:
                 str(self.rate),
                 "--truth",
                 str(self.logs / "truth.jsonl"),
+                *DEMO_FAULTS,
             ]
             self.children.append(Child("simulate", argv, self.logs / "simulate.log", env))
         for child in self.children:

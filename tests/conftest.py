@@ -37,7 +37,8 @@ MakeTopics = Callable[..., Awaitable[list[str]]]
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the broker carries the ``integration`` marker."""
     for item in items:
-        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "kafka_bootstrap" in names or "kafka_broker" in names:
             item.add_marker(pytest.mark.integration)
 
 
