@@ -14,7 +14,7 @@ rows can be found again after a rebalance.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -62,6 +62,8 @@ def _window_key(partition: int, flow: str, minute: int) -> bytes:
 
 
 def _json(obj: Any) -> bytes:
+    """orjson writes dataclasses (nested ones too) as objects in field order: the same
+    bytes as ``orjson.dumps(asdict(obj))``, ten times faster."""
     return orjson.dumps(obj)
 
 
@@ -150,10 +152,10 @@ class Joiner:
     def _emit(self, out: Outputs, step: Step) -> None:
         for m in out.measurements:
             step.records.append(
-                (topics.MEASUREMENTS, f"{m.flow}:{m.key}".encode(), _json(asdict(m)))
+                (topics.MEASUREMENTS, f"{m.flow}:{m.key}".encode(), _json(m))
             )
         for b in out.breaches:
-            step.records.append((topics.BREACHES, b.breach_id.encode(), _json(asdict(b))))
+            step.records.append((topics.BREACHES, b.breach_id.encode(), _json(b)))
         for breach_id in out.retractions:
             step.records.append((topics.BREACHES, breach_id.encode(), None))
 
