@@ -42,6 +42,7 @@ import fastjsonschema
 import orjson
 
 from streams.core.model import CompletionFilter, Flow, FlowEvent, Side
+from streams.core.paths import get_path
 from streams.core.timeparse import parse_event_time
 from streams.errors import InputError
 from streams.ingest.quarantine import MAX_RECORD_BYTES
@@ -153,17 +154,8 @@ def _plan(topic: str, mappings: tuple[Mapping, ...]) -> _Plan:
     return _Plan(fastjsonschema.compile(schema, use_formats=False), mappings, rel)
 
 
-def _get(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
-    cur: Any = obj
-    for part in path:
-        if type(cur) is not dict:
-            return None
-        cur = cur.get(part)
-    return cur
-
-
 def _key(obj: dict[str, Any], m: Mapping) -> str:
-    key = obj.get(m.key[0]) if len(m.key) == 1 else _get(obj, m.key)
+    key = obj.get(m.key[0]) if len(m.key) == 1 else get_path(obj, m.key)
     if type(key) is str and key:
         if len(key) <= MAX_KEY_CHARS:
             return key
@@ -177,7 +169,7 @@ def _key(obj: dict[str, Any], m: Mapping) -> str:
 
 
 def _time(obj: dict[str, Any], m: Mapping) -> int:
-    value = obj.get(m.time[0]) if len(m.time) == 1 else _get(obj, m.time)
+    value = obj.get(m.time[0]) if len(m.time) == 1 else get_path(obj, m.time)
     if value is None:
         raise InputError("missing_time", f"flow {m.flow!r}: time {'.'.join(m.time)!r} is missing")
     try:

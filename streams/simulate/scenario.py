@@ -20,6 +20,7 @@ from typing import Literal
 import orjson
 
 from streams.core.model import Flow
+from streams.core.paths import set_path
 from streams.ingest.quarantine import MAX_RECORD_BYTES
 
 Outcome = Literal["on_time", "late", "missing"]
@@ -76,23 +77,14 @@ class Scenario:
         return out
 
 
-def _set(obj: dict[str, object], path: tuple[str, ...], value: object) -> None:
-    cur = obj
-    for part in path[:-1]:
-        nxt = cur.setdefault(part, {})
-        assert isinstance(nxt, dict)
-        cur = nxt
-    cur[path[-1]] = value
-
-
 def _record(
     flow: Flow, side: str, key: str, event_id: str, at: int, extra: dict[str, object]
 ) -> dict[str, object]:
     rec: dict[str, object] = {"event_id": event_id}
-    _set(rec, flow.start_key if side == "start" else flow.end_key, key)
-    _set(rec, flow.start_time if side == "start" else flow.end_time, at)
+    set_path(rec, flow.start_key if side == "start" else flow.end_key, key)
+    set_path(rec, flow.start_time if side == "start" else flow.end_time, at)
     if side == "end" and flow.end_filter is not None and flow.end_filter.op == "==":
-        _set(rec, flow.end_filter.path, flow.end_filter.value)
+        set_path(rec, flow.end_filter.path, flow.end_filter.value)
     rec.update(extra)
     return rec
 
@@ -159,7 +151,7 @@ def scripted(
         if case == "unmatched":
             assert flow.end_filter is not None
             stray = _record(flow, "end", key, f"{key}-u", started + 10, {})
-            _set(stray, flow.end_filter.path, _other_value(flows, flow))
+            set_path(stray, flow.end_filter.path, _other_value(flows, flow))
             emit(started + 10, 2, flow.end_topic, key, stray)
         outcome: Outcome = "missing" if lag is None else ("on_time" if lag <= target else "late")
         sc.expected[f"{flow.name}:{key}"] = Expectation(flow.name, key, case, outcome, lag, started)

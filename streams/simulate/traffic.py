@@ -44,13 +44,13 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 
 from streams.core.model import Flow
+from streams.core.paths import set_path
+from streams.core.timeparse import format_event_time
 
 CASES = ("on_time", "late", "missing", "out_of_order", "skew", "duplicate")
 """Every entity case, in the order the fractions are applied (``on_time`` takes the rest)."""
@@ -340,7 +340,7 @@ class Planner:
         return out
 
     def _time(self, at: int) -> int | str:
-        return rfc3339(at) if self._rng.random() < self.cfg.rfc3339_share else at
+        return format_event_time(at) if self._rng.random() < self.cfg.rfc3339_share else at
 
     @staticmethod
     def _encode(rec: dict[str, object]) -> bytes:
@@ -367,37 +367,22 @@ class Planner:
 # -- records ----------------------------------------------------------------------------
 
 
-def rfc3339(ms: int) -> str:
-    """``1776941217123`` → ``"2026-04-23T10:46:57.123Z"`` (exact to the millisecond)."""
-    seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
-
-
-def _set(obj: dict[str, object], path: Sequence[str], value: object) -> None:
-    cur = obj
-    for part in path[:-1]:
-        nxt = cur.setdefault(part, {})
-        assert isinstance(nxt, dict)
-        cur = nxt
-    cur[path[-1]] = value
-
-
 def _record(flow: Flow, side: str, key: str, event_id: str, at: int | str) -> dict[str, object]:
     """A valid record of ``flow``'s start or completion topic (completions match the
     flow's filter)."""
     topic = flow.start_topic if side == "start" else flow.end_topic
     rec: dict[str, object] = {"event_id": event_id}
     rec.update(_EXTRA.get(topic, {}))
-    _set(rec, flow.start_key if side == "start" else flow.end_key, key)
-    _set(rec, flow.start_time if side == "start" else flow.end_time, at)
+    set_path(rec, flow.start_key if side == "start" else flow.end_key, key)
+    set_path(rec, flow.start_time if side == "start" else flow.end_time, at)
     flt = flow.end_filter
     if side == "end" and flt is not None:
         if flt.op == "==":
-            _set(rec, flt.path, flt.value)
+            set_path(rec, flt.path, flt.value)
         elif flt.op == "in" and isinstance(flt.value, (list, tuple)) and flt.value:
-            _set(rec, flt.path, flt.value[0])
+            set_path(rec, flt.path, flt.value[0])
         else:
-            _set(rec, flt.path, f"not-{flt.value}")
+            set_path(rec, flt.path, f"not-{flt.value}")
     return rec
 
 
@@ -414,12 +399,12 @@ def malformed_value(flow: Flow, side: str, key: str, reason: str, at: int) -> by
     if reason == "schema_violation":
         return orjson.dumps(dict(good, event_id=len(key)))
     if reason == "missing_key":
-        _set(good, key_path, None)
+        set_path(good, key_path, None)
         return orjson.dumps(dict(good, note=key))
     if reason == "missing_time":
-        _set(good, time_path, None)
+        set_path(good, time_path, None)
         return orjson.dumps(good)
     if reason == "unparsable_time":
-        _set(good, time_path, "yesterday at noon")
+        set_path(good, time_path, "yesterday at noon")
         return orjson.dumps(good)
     raise ValueError(f"unknown malformed reason {reason!r}")

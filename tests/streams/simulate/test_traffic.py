@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from streams.core.timeparse import parse_event_time
+from streams.core.timeparse import format_event_time, parse_event_time
 from streams.errors import InputError
 from streams.flows import load_flows
 from streams.ingest.decoder import Decoder
@@ -19,7 +19,6 @@ from streams.simulate.traffic import (
     Planned,
     Planner,
     TrafficConfig,
-    rfc3339,
 )
 
 FLOWS = load_flows(None)
@@ -187,4 +186,4 @@ def test_bad_fractions_are_refused(fractions: Fractions) -> None:
 
 @pytest.mark.parametrize("ms", [0, 1, 999, T0, T0 + 1, 253_402_300_799_999])
 def test_rfc3339_is_exact_to_the_millisecond(ms: int) -> None:
-    assert parse_event_time(rfc3339(ms)) == ms
+    assert parse_event_time(format_event_time(ms)) == ms
