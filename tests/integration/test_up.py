@@ -39,7 +39,10 @@ def test_up_shows_live_flows_and_ctrl_c_leaves_nothing_running(
     (home / "kafka").mkdir(parents=True)
     version_dir = kafka_broker.config.libs.parent
     (home / "kafka" / version_dir.name).symlink_to(version_dir)  # reuse the jar cache
-    kafka_port, api_port = free_port(), free_port()
+    kafka_port = free_port()
+    while port_in_use("127.0.0.1", kafka_port + 1):  # the controller takes the next port
+        kafka_port = free_port()
+    api_port = free_port()
     env = dict(
         os.environ,
         FRESHNESS_HOME=str(home),
