@@ -32,6 +32,11 @@ c/b of those medians; ``bench/results/throughput.json`` gets the numbers and the
 Between (c) runs the worker's shared topics (flow-events and outputs) are deleted and made
 again, so every run starts from empty outputs; every (b)/(c) run has its own app id.
 
+``--only oc --other-src DIR`` runs the worker of another source tree (e.g. ``git worktree
+add /tmp/base <commit>``) as contender ``o``, interleaved with (c): the effect of a change,
+measured side by side. Each (c)/(o) run also reports the worker's CPU time per input event
+between its first and last output (all threads, from ``/proc``).
+
 ``--profile FILE`` runs the worker under cProfile (main thread, in a bench-only launcher:
 no hook in product code) and also samples the CPU time of every thread of the worker from
 ``/proc`` (the aiokafka consumer runs in a thread of its own).
@@ -314,6 +319,7 @@ class Proc:
     args: list[str]
     env: dict[str, str]
     log: Path
+    cwd: Path = ROOT
     proc: subprocess.Popen[bytes] | None = None
     samples: list[dict[str, float]] = field(default_factory=list)
 
@@ -325,7 +331,7 @@ class Proc:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                cwd=ROOT,
+                cwd=self.cwd,
             )
 
     def check(self) -> None:
@@ -455,6 +461,7 @@ async def run_worker(
     inputs: Sequence[str],
     timeout_s: float,
     profile: Path | None = None,
+    src: Path | None = None,
 ) -> dict[str, Any]:
     from aiokafka import TopicPartition
 
@@ -465,12 +472,15 @@ async def run_worker(
         args = [sys.executable, "-m", "streams.cli", "worker"]
     else:
         args = [sys.executable, str(SCRIPT), "_profiled_worker", str(profile)]
-    proc = Proc(args, _env(bootstrap, home, app_id), home / f"{app_id}.log")
+    env = _env(bootstrap, home, app_id)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    proc = Proc(args, env, home / f"{app_id}.log", cwd=src or ROOT)
     input_ends = await end_offsets(bootstrap, inputs)
     input_tps = [tp for tp in input_ends if input_ends[tp] > 0]
     proc.start()
     t_measured = t_committed = None
-    first_cpu: tuple[int, float] | None = None
+    cpu_samples: list[tuple[float, float]] = []
     try:
         deadline = time.monotonic() + timeout_s
         while t_measured is None or t_committed is None:
@@ -478,11 +488,10 @@ async def run_worker(
             if time.monotonic() > deadline:
                 raise SystemExit(f"(c) not done in {timeout_s}s (see {proc.log})")
             await asyncio.sleep(0.25)
+            cpu_samples.append((time.time(), sum(proc.thread_cpu().values())))
             if t_measured is None:
                 with contextlib.suppress(Exception):
                     got = sum((await end_offsets(bootstrap, [topics.MEASUREMENTS])).values())
-                    if got and first_cpu is None:
-                        first_cpu = (got, sum(proc.thread_cpu().values()))
                     if got >= expected:
                         t_measured = time.time()
                         proc.samples.append(proc.thread_cpu())
@@ -524,11 +533,23 @@ async def run_worker(
     }
     if proc.samples:
         result["thread_cpu_s"] = proc.samples[-1]
-        if first_cpu is not None and first_cpu[0] < expected:
-            # CPU of the whole worker process per input event while it was busy
-            cpu = sum(proc.samples[-1].values()) - first_cpu[1]
-            result["cpu_us_per_event"] = round(cpu * 1e6 / (2 * (expected - first_cpu[0])), 1)
+    busy = _interpolate(cpu_samples, last / 1000) - _interpolate(cpu_samples, first / 1000)
+    # CPU of the worker process (all threads) between the first and the last output, per
+    # input event (interpolated from samples taken every ~0.3 s)
+    result["cpu_us_per_event"] = round(busy * 1e6 / n, 1)
     return result
+
+
+def _interpolate(samples: Sequence[tuple[float, float]], t: float) -> float:
+    """CPU seconds at wall time ``t`` from (time, cpu) samples, linearly."""
+    before = [x for x in samples if x[0] <= t]
+    after = [x for x in samples if x[0] >= t]
+    if not before:
+        return samples[0][1]
+    if not after:
+        return samples[-1][1]
+    (t0, c0), (t1, c1) = before[-1], after[0]
+    return c0 if t1 == t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
 
 
 def profiled_worker_main(out: str) -> None:
@@ -581,15 +602,17 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
         have = sum((await end_offsets(bootstrap, inputs)).values())
         if have != n:
             raise SystemExit(f"the input topics already hold {have} records, not {n}")
-    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "o": []}
     for r in range(args.runs):
         for who in args.only:
             if who == "a":
                 res = await run_bare(bootstrap, inputs, n)
             elif who == "b":
                 res = await run_naive(bootstrap, home, n, args.timeout)
-            else:
+            elif who == "c":
                 res = await run_worker(bootstrap, home, n, inputs, args.timeout, args.profile)
+            else:  # "o": the worker of another source tree (--other-src)
+                res = await run_worker(bootstrap, home, n, inputs, args.timeout, src=args.other_src)
             runs[who].append(res)
             print(f"run {r + 1} ({who}): {res}", flush=True)
     med = {w: statistics.median(x["events_per_s"] for x in v) for w, v in runs.items() if v}
@@ -598,6 +621,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
         ratios["c_over_a"] = round(med["c"] / med["a"], 4)
     if "b" in med and "c" in med:
         ratios["c_over_b"] = round(med["c"] / med["b"], 3)
+    if "o" in med and "c" in med:
+        ratios["c_over_other_src"] = round(med["c"] / med["o"], 3)
     return {
         "benchmark": "worker_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -606,7 +631,12 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
         "input": "4 default flows in equal shares; every start completed on time; 7 topics x 8 "
         "partitions; keyed by entity",
         "median_events_per_s": {
-            {"a": "a_bare_aiokafka", "b": "b_naive_faust_table", "c": "c_freshness_worker"}[w]: m
+            {
+                "a": "a_bare_aiokafka",
+                "b": "b_naive_faust_table",
+                "c": "c_freshness_worker",
+                "o": "o_worker_of_other_src",
+            }[w]: m
             for w, m in med.items()
         },
         "ratios": ratios,
@@ -628,7 +658,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--bootstrap", default=None, help="use this cluster instead of our own")
-    p.add_argument("--only", default="abc", help="which contenders, e.g. 'ac'")
+    p.add_argument(
+        "--only", default="abc", help="which contenders, e.g. 'ac'; 'o' = the --other-src worker"
+    )
+    p.add_argument(
+        "--other-src",
+        type=Path,
+        default=None,
+        help="a source tree (e.g. a git worktree of an older commit) whose worker runs as 'o'",
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     p.add_argument("--profile", type=Path, default=None, help="cProfile the worker into FILE")
     p.add_argument("--no-write", action="store_true", help="do not write the result file")
@@ -638,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with broker(args.bootstrap, home) as (bootstrap, kafka):
             result = asyncio.run(bench(args, bootstrap, home, kafka))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    if not args.no_write and args.profile is None:
+    if not args.no_write and args.profile is None and args.other_src is None:
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     return 0
