@@ -151,9 +151,7 @@ class Joiner:
 
     def _emit(self, out: Outputs, step: Step) -> None:
         for m in out.measurements:
-            step.records.append(
-                (topics.MEASUREMENTS, f"{m.flow}:{m.key}".encode(), _json(m))
-            )
+            step.records.append((topics.MEASUREMENTS, f"{m.flow}:{m.key}".encode(), _json(m)))
         for b in out.breaches:
             step.records.append((topics.BREACHES, b.breach_id.encode(), _json(b)))
         for breach_id in out.retractions:
