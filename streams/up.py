@@ -95,7 +95,7 @@ class Stack:
         s = self.settings
         if not answers(s.kafka_bootstrap, timeout_s=3.0):
             broker = broker_for(s, fetch=True)
-            print(f"starting Apache Kafka {s.kafka_version} on {s.kafka_bootstrap} ...", flush=True)
+            say(f"starting Apache Kafka {s.kafka_version} on {s.kafka_bootstrap} ...")
             broker.start(detach=True)
             self.broker = broker
         flows = load_flows(s.flows)
@@ -104,7 +104,7 @@ class Stack:
             ensure_topics(s.kafka_bootstrap, specs, s.partitions, s.replication_factor)
         )
         if created:
-            print(f"created {len(created)} topics", flush=True)
+            say(f"created {len(created)} topics")
         env = dict(os.environ)
         cli = [sys.executable, "-m", "streams.cli"]
         self.children.append(Child("worker", [*cli, "worker"], self.logs / "worker.log", env))
@@ -122,15 +122,16 @@ class Stack:
             self.children.append(Child("simulate", argv, self.logs / "simulate.log", env))
         for child in self.children:
             child.start()
-            print(f"started {child.name} (log: {child.log})", flush=True)
+            say(f"started {child.name} (log: {child.log})")
 
     def stop(self) -> None:
+        """Stop every child (last started first), then the broker if this stack started it."""
         for child in reversed(self.children):
             if child.alive():
-                print(f"stopping {child.name} ...", flush=True)
+                say(f"stopping {child.name} ...")
             child.stop()
         if self.broker is not None:
-            print("stopping Apache Kafka ...", flush=True)
+            say("stopping Apache Kafka ...")
             self.broker.stop()
 
     def dead(self) -> list[Child]:
@@ -164,12 +165,20 @@ def render(view: Mapping[str, Any] | None, api_url: str, problem: str = "") -> s
     return "\n".join(lines)
 
 
+def say(text: str) -> None:
+    """Print a line. A closed stdout (e.g. ``make demo | tee log`` whose ``tee`` died of the
+    same Ctrl-C) must not interrupt the shutdown: output is dropped from then on."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _show(text: str, tty: bool) -> None:
-    if tty:
-        sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
-    else:
-        sys.stdout.write(text + "\n\n")
-    sys.stdout.flush()
+    say("\x1b[H\x1b[2J" + text if tty else text + "\n")
 
 
 def watch(stack: Stack, duration_s: float | None, interval_s: float = 1.0) -> None:
@@ -197,7 +206,7 @@ def run(settings: Settings, rate: float, duration_s: float | None, simulate: boo
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         stack.start()
         watch(stack, duration_s)
@@ -205,6 +214,8 @@ def run(settings: Settings, rate: float, duration_s: float | None, simulate: boo
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan children
         stack.stop()
-        print("stopped.", flush=True)
+        say("stopped.")
