@@ -1,8 +1,10 @@
-"""Faust wiring of the worker: two agents, one timer, one RocksDB table.
+"""Wiring of the worker: an input reader, a Faust agent, a timer, one RocksDB table.
 
-* ``ingest`` (input topics, concurrency 1): decodes a batch of input records, sends bad
+* the input reader (:mod:`streams.worker.reader`, a plain aiokafka consumer in group
+  ``<app id>-ingest``, run as a Faust task): decodes batches of input records, sends bad
   ones to ``freshness.quarantine`` and the rest, grouped by join partition, to
-  ``freshness.flow-events``; then advances the partition clock.
+  ``freshness.flow-events``; then advances the partition clock. It commits its offsets
+  only after flushing the producer.
 * ``tick`` (timer): sends the ingest side's partition watermarks to every join partition.
   Timers may not touch tables, so overdue and lost are found by the join agent when it
   reads a tick: an idle funnel still raises them within one tick interval.
@@ -13,7 +15,8 @@
 Output records (flow-events batches and ticks, measurements, breaches, quarantine, stats)
 are appended straight to the aiokafka producer (:class:`Sender`), in the order they are
 made, and so are the table's changelog records (:class:`TableWriter`). Before it commits
-offsets Faust flushes the producer, waiting for every batch: at-least-once.
+offsets Faust (and the input reader) flushes the producer, waiting for every batch:
+at-least-once.
 A tick only reports records whose batches were appended before it was computed, so it never
 overtakes the events it accounts for.
 """
@@ -29,7 +32,6 @@ from functools import partial
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TP
 from faust.utils.terminal.spinners import SpinnerHandler
 
@@ -38,9 +40,10 @@ from streams.core.model import Flow
 from streams.flows.config import flow_topics
 from streams.ingest.decoder import Decoder
 from streams.settings import Settings
-from streams.worker.codec import encode_events, encode_tick
+from streams.worker.codec import encode_tick
 from streams.worker.ingest import Ingest
 from streams.worker.joiner import Joiner
+from streams.worker.reader import InputReader
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,6 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
         broker_heartbeat_interval=settings.session_timeout_ms / 3000,
     )
     input_names = flow_topics(flows)
-    input_topic = app.topic(*input_names, key_serializer="raw", value_serializer="raw")
     flow_topic = app.topic(
         topics.FLOW_EVENTS, partitions=n, key_serializer="raw", value_serializer="raw"
     )
@@ -203,35 +205,26 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
         done_retention_ms=settings.done_retention_ms,
         stats_interval_ms=settings.stats_interval_ms,
     )
-    batch = settings.ingest_batch
-    input_set = set(input_names)
 
-    @app.agent(input_topic, name="ingest", concurrency=1)
-    async def ingest_agent(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=0.05):
-            records = [
-                (e.message.topic, e.message.partition, e.message.offset, e.message.value)
-                for e in events
-            ]
-            result = ingest.process(records, now_ms())
-            for partition, evs in result.batches.items():
-                await send(topics.FLOW_EVENTS, None, encode_events(evs), partition)
-            for key, rec in result.quarantine:
-                await send(topics.QUARANTINE, key, orjson.dumps(rec))
-            ingest.forwarded(result)
+    reader = InputReader(
+        bootstrap=settings.kafka_bootstrap,
+        group_id=f"{settings.app_id}-ingest",
+        input_topics=input_names,
+        ingest=ingest,
+        send=send,
+        flush=app.producer.flush,
+        max_records=settings.ingest_batch,
+        session_timeout_ms=settings.session_timeout_ms,
+    )
+
+    async def read_inputs() -> None:
+        await reader.run()
+
+    app.task(read_inputs)
 
     async def tick() -> None:
-        consumer: Any = app.consumer
-        # Faust keeps the group's committed offsets here (set on assignment and on every
-        # commit); there is no public accessor.
-        committed = consumer._committed_offset
-        assigned = [tp for tp in consumer.assignment() if tp.topic in input_set]
-        marks = [
-            (tp.topic, tp.partition, consumer.highwater(tp), committed.get(tp)) for tp in assigned
-        ]
         now = now_ms()
-        reports = ingest.reports(marks, now, settings.watermark_grace_ms)
-        counts = {t: consumer.topic_partitions(t) or 0 for t in input_names}
+        reports, counts = reader.reports(now, settings.watermark_grace_ms)
         msg = encode_tick(now, reports, counts)
         for partition in range(n):
             await send(topics.FLOW_EVENTS, None, msg, partition)

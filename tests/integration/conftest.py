@@ -117,6 +117,8 @@ class OutputReader:
     gauges: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     """Latest stats gauge per (flow, join partition), from any worker."""
     windows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tombstones: list[tuple[int, bytes]] = field(default_factory=list)
+    """Breach tombstones: (number of breach records read before it, key)."""
     """Latest stats window record per key."""
     _consumer: AIOKafkaConsumer | None = None
 
@@ -147,6 +149,11 @@ class OutputReader:
         for tp, msgs in batches.items():
             for m in msgs:
                 if m.value is None:
+                    key = m.key or b""
+                    if tp.topic == topics.BREACHES and key.split(b":", 1)[-1].startswith(
+                        self.prefix.encode()
+                    ):
+                        self.tombstones.append((len(self.records.get(tp.topic, [])), key))
                     continue
                 rec = orjson.loads(m.value)
                 if tp.topic == topics.STATS:
@@ -182,9 +189,16 @@ class OutputReader:
         return [r for _, r in self.records.get(topic, [])]
 
     def latest_breaches(self) -> dict[str, dict[str, object]]:
+        """The compacted topic's final state: latest record per key, tombstones delete."""
         out: dict[str, dict[str, object]] = {}
-        for rec in self.of(topics.BREACHES):
-            out[str(rec["breach_id"])] = rec
+        deletes = iter(self.tombstones)
+        pending = next(deletes, None)
+        for i, (_, rec) in enumerate([*self.records.get(topics.BREACHES, []), (b"", {})]):
+            while pending is not None and pending[0] == i:
+                out.pop(pending[1].decode(), None)
+                pending = next(deletes, None)
+            if rec:
+                out[str(rec["breach_id"])] = rec
         return out
 
     async def close(self) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.broker.process import free_port
 from streams.flows.config import load_flows
@@ -86,6 +88,25 @@ def apis(funnel_topics: str, tmp_path: Path) -> Iterator[list[ApiProcess]]:
     finally:
         for p in procs:
             p.stop()
+
+
+async def wait_committed(
+    bootstrap: str, group: str, topic: str, partition: int, offset: int, timeout_s: float = 30
+) -> None:
+    """Until ``group`` has committed past ``offset`` of ``topic``/``partition``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(group)
+            md = offsets.get(TopicPartition(topic, partition))
+            if md is not None and md.offset > offset:
+                return
+            await asyncio.sleep(0.2)
+        pytest.fail(f"{group} never committed past {topic}[{partition}]@{offset}")
+    finally:
+        await admin.close()
 
 
 def walk(api: ApiProcess, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
@@ -239,17 +260,37 @@ async def test_api_answers_match_the_scenario(
     assert overdue["state"] == "overdue"
     assert overdue["cycles"][-1]["end_event_id"] is None
     assert "funnel.posthog.ingested" in overdue["where"]
-    # "out of order" is the order the worker read them in (topics are read concurrently):
-    # among the keys whose completion was produced first, some must have been read first
     ooo_views = [
         a.get(f"/v1/entities/{e.flow}/{e.key}")
         for e in sc.expected.values()
         if e.case == "out_of_order"
     ]
     assert all(v["state"] == "on_time" for v in ooo_views)
-    flagged = [v for v in ooo_views if v["cycles"][-1]["out_of_order"]]
-    assert flagged, "no completion-before-start was seen as such"
-    assert all(v["cycles"][-1]["lag_ms"] == 0 for v in flagged)
+    assert all(v["cycles"][-1]["lag_ms"] == 0 for v in ooo_views)
+    # a completion the worker has certainly read before its start: the start is produced
+    # only once the worker's input group has committed past the completion
+    key = f"{prefix}-ooo"
+    t = now_ms()
+    end = {"event_id": f"{key}-c", "source_id": key, "source": "lead.captured", "occurred_at": t}
+    ((topic, partition, offset),) = await produce(
+        funnel_topics, [("funnel.posthog.ingested", key.encode(), orjson.dumps(end))]
+    )
+    await wait_committed(funnel_topics, f"app-{prefix}-ingest", topic, partition, offset)
+    start = {"event_id": f"{key}-s", "lead_id": key, "occurred_at": t - 1_500}
+    await produce(funnel_topics, [("funnel.lead.captured", key.encode(), orjson.dumps(start))])
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(base_url=a.url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            r = await client.get(f"/v1/entities/lead_to_posthog/{key}")
+            if r.status_code == 200 and r.json()["state"] == "on_time":
+                break
+            await asyncio.sleep(0.5)
+    view = a.get(f"/v1/entities/lead_to_posthog/{key}")
+    cycle = view["cycles"][-1]
+    assert view["state"] == "on_time"
+    assert cycle["out_of_order"] is True
+    assert cycle["lag_ms"] == 1_500
+    assert cycle["end_source"] == {"topic": topic, "partition": partition, "offset": offset}
 
     # two API processes give the same answers once nothing changes any more
     worker.stop()

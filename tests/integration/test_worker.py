@@ -97,8 +97,8 @@ async def test_scripted_scenario_every_outcome(
     exact = [e for e in sc.expected.values() if e.case == "exact"]
     ms = {f"{m['flow']}:{m['key']}": m for m in reader.of(topics.MEASUREMENTS)}
     assert all(ms[f"{e.flow}:{e.key}"]["on_time"] for e in exact)
-    ooo = [ms[f"{e.flow}:{e.key}"] for e in sc.expected.values() if e.case == "out_of_order"]
-    assert any(m["out_of_order"] for m in ooo)
+    # (whether a completion produced before its start is also *read* first depends on how
+    # one fetch interleaves partitions; test_api_e2e forces that order and checks it)
 
     # every malformed record is in quarantine, with its reason and its bytes
     positions = {(t, p, o): i for i, (t, p, o) in enumerate(where)}
@@ -185,11 +185,12 @@ async def test_backlog_read_after_deadlines_raises_no_overdue(
 async def test_kill_9_mid_stream_then_restart_loses_nothing(
     workers: Any, reader: Any, produce: Any, funnel_topics: str, prefix: str
 ) -> None:
-    sc = scripted(FLOWS, 2_000, now=now_ms(), prefix=prefix, seed=11)
+    # enough input that the worker is still busy when it is killed
+    sc = scripted(FLOWS, 30_000, now=now_ms(), prefix=prefix, seed=11)
     await produce(funnel_topics, sc.records)
     first = workers()
     # kill it once it has produced part, not all, of the outcomes
-    ok = await reader.until(lambda r: len(r.of(topics.MEASUREMENTS)) >= 300, timeout_s=60)
+    ok = await reader.until(lambda r: len(r.of(topics.MEASUREMENTS)) >= 1_000, timeout_s=60)
     assert ok, first.tail()
     first.kill9()
     await reader.poll()
