@@ -21,7 +21,8 @@ every start has an on-time completion; keys spread over 8 partitions of each of 
     agent sends it right after decoding its first input batch; watermark ticks, sent from
     start-up on, are not counted) to the CreateTime of the last record on
     ``freshness.measurements``; done when the topic holds N/2 measurements AND the worker's
-    consumer group has committed every input partition to its end offset. The check: exactly
+    input group (``<app id>-ingest``) has committed every input partition to its end offset.
+    The check: exactly
     N/2 distinct measurement keys, all on time, no breach, no quarantine record; otherwise
     the run fails (a benchmark that drops work is worthless).
 
@@ -497,7 +498,8 @@ async def run_worker(
                         proc.samples.append(proc.thread_cpu())
             if t_committed is None:
                 with contextlib.suppress(Exception):
-                    offs = await committed(bootstrap, app_id, input_tps)
+                    # the worker reads its inputs in the group "<app id>-ingest"
+                    offs = await committed(bootstrap, f"{app_id}-ingest", input_tps)
                     if all(offs.get(tp, -1) >= input_ends[tp] for tp in input_tps):
                         t_committed = time.time()
     finally:

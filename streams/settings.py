@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     producer may deliver a record that already happened without a false overdue)."""
     stats_interval_ms: int = Field(default=2000, ge=100)
     """How often a worker publishes per-flow statistics."""
-    ingest_batch: int = Field(default=500, ge=1, le=65_535)
+    ingest_batch: int = Field(default=2000, ge=1, le=65_535)
     """Most input records decoded together before they are repartitioned."""
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
     """How long the group waits for a silent worker before its partitions move (failover)."""
