@@ -26,6 +26,7 @@ from streams import topics
 from streams.admin import ensure_topics
 from streams.broker.process import EmbeddedBroker, free_port
 from streams.flows.config import flow_topics, load_flows
+from streams.up import Child
 
 READY_MARK = "Ready"
 
@@ -39,11 +40,15 @@ class WorkerProcess:
     app_id: str
     worker_id: str = "0"
     flows: Path | None = None
-    proc: subprocess.Popen[bytes] | None = None
+    child: Child | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.log_path = self.home / f"worker-{self.app_id}-{self.worker_id}.log"
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return None if self.child is None else self.child.proc
 
     def start(self, timeout_s: float = 90.0, *, wait: bool = True) -> None:
         env = dict(os.environ)
@@ -56,15 +61,9 @@ class WorkerProcess:
         )
         if self.flows is not None:
             env["FRESHNESS_FLOWS"] = str(self.flows)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        argv = [sys.executable, "-m", "streams.cli", "worker"]
+        self.child = Child(f"worker {self.worker_id}", argv, self.log_path, env)
+        self.child.start()
         if wait:
             self.wait_ready(timeout_s)
 
@@ -97,14 +96,8 @@ class WorkerProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.child is not None:
+            self.child.stop()
 
 
 @dataclass

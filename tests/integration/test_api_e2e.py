@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.broker.process import free_port
 from streams.flows.config import load_flows
 from streams.simulate.scenario import Scenario, scripted
+from streams.up import Child
 
 FLOWS = load_flows(None)
 
@@ -43,14 +42,12 @@ class ApiProcess:
             FRESHNESS_API_PORT=str(self.port),
         )
         env.pop("FRESHNESS_API_TOKEN", None)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "api"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.child = Child(
+            f"api {name}", [sys.executable, "-m", "streams.cli", "api"], self.log, env
+        )
+        self.child.start()
+        assert self.child.proc is not None
+        self.proc = self.child.proc
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -71,13 +68,7 @@ class ApiProcess:
         return r.json()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        self.child.stop()
 
 
 @pytest.fixture
