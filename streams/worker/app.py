@@ -218,7 +218,13 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
     )
 
     async def read_inputs() -> None:
-        await reader.run()
+        try:
+            await reader.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a worker that no longer reads its inputs must not go on
+            log.exception("the input reader failed; stopping the worker")
+            await app.crash(exc)
 
     app.task(read_inputs)
 

@@ -87,23 +87,16 @@ class Ingest:
 
     def reports(
         self,
-        highwaters: Iterable[tuple[str, int, int | None, int | None]],
+        highwaters: Iterable[tuple[str, int, int | None]],
         now: int,
         grace_ms: int = 0,
     ) -> list[PartitionReport]:
-        """Watermarks of the assigned input partitions.
-
-        ``highwaters`` holds (topic, partition, high-water mark, committed offset); the
-        committed offset lets a partition that has nothing new since a restart count as
-        caught up.
-        """
+        """Watermarks of the assigned input partitions, given (topic, partition, high-water
+        mark); partitions no longer listed are forgotten. Where reading of a partition
+        starts is told to :attr:`clock` on assignment (``start_at``)."""
         out = []
         tps = []
-        for topic, partition, highwater, committed in highwaters:
-            if committed is not None:
-                self.clock.start_at(topic, partition, committed)
-            elif highwater == 0:
-                self.clock.start_at(topic, partition, 0)
+        for topic, partition, highwater in highwaters:
             tps.append((topic, partition))
             out.append(self.clock.report(topic, partition, highwater, now, grace_ms))
         self.clock.forget(tps)

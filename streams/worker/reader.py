@@ -83,6 +83,8 @@ class InputReader:
         """Next offset to commit per partition: everything before it was forwarded."""
         self._last_commit = time.monotonic()
         self._lock = asyncio.Lock()
+        self._unplaced: set[TopicPartition] = set()
+        """Assigned partitions whose resume offset the clock does not know yet."""
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -97,6 +99,8 @@ class InputReader:
         self.consumer.subscribe(self.input_topics, listener=_Listener(self))
         try:
             while True:
+                if self._unplaced:
+                    await self._place()
                 batches = await self._fetch()
                 if batches:
                     await self._forward(batches)
@@ -169,19 +173,33 @@ class InputReader:
         consumer = self._consumer
         if consumer is None:
             return [], {}
-        marks = [
-            (tp.topic, tp.partition, consumer.highwater(tp), None) for tp in consumer.assignment()
-        ]
+        marks = [(tp.topic, tp.partition, consumer.highwater(tp)) for tp in consumer.assignment()]
         counts = {t: len(consumer.partitions_for_topic(t) or ()) for t in self.input_topics}
         return self.ingest.reports(marks, now, grace_ms), counts
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Reading resumes at the committed offset (or the log start): the clock starts there."""
-        for tp in assigned:
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                committed = (await self.consumer.beginning_offsets([tp]))[tp]
+        """Reading resumes at the committed offset (or the log start): the clock starts there.
+
+        Until it knows that offset a partition has no watermark (nothing is declared overdue
+        against its topic), so a failed look-up is retried from the read loop.
+        """
+        self._unplaced.update(assigned)
+        await self._place()
+
+    async def _place(self) -> None:
+        for tp in list(self._unplaced):
+            if tp not in self.consumer.assignment():
+                self._unplaced.discard(tp)
+                continue
+            try:
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
+            except KafkaError as exc:
+                log.warning("cannot read where %s resumes (%r); retrying", tp, exc)
+                return
             self.ingest.clock.start_at(tp.topic, tp.partition, committed)
+            self._unplaced.discard(tp)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Hand over cleanly: commit what was delivered so the next owner starts there."""
