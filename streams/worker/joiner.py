@@ -13,7 +13,7 @@ rows can be found again after a rebalance.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -208,6 +208,3 @@ class Joiner:
                 "updated_at": now,
             }
             step.records.append((topics.STATS, f"gauge:{flow}:{partition}".encode(), _json(rec)))
-
-    def owned(self) -> Iterator[int]:
-        return iter(self.partitions)
