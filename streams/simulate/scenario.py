@@ -21,7 +21,7 @@ import orjson
 
 from streams.core.model import Flow
 from streams.core.paths import set_path
-from streams.ingest.quarantine import MAX_RECORD_BYTES
+from streams.pipeline.quarantine import MAX_RECORD_BYTES
 
 Outcome = Literal["on_time", "late", "missing"]
 CASES = (

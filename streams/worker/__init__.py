@@ -1,6 +1,6 @@
 """The Faust worker: ingest (decode, validate, quarantine, repartition), join, sweep, stats.
 
-The processors in :mod:`streams.worker.ingest` and :mod:`streams.worker.joiner` hold the
+The processors in :mod:`streams.pipeline.ingest` and :mod:`streams.pipeline.join` hold the
 logic and are driven by tests without Faust; :mod:`streams.worker.app` wires them into
 Faust agents, a timer and a RocksDB-backed table.
 """

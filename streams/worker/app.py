@@ -26,9 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import faust
@@ -38,11 +37,12 @@ from faust.utils.terminal.spinners import SpinnerHandler
 from streams import topics
 from streams.core.model import Flow
 from streams.flows.config import flow_topics
-from streams.ingest.decoder import Decoder
+from streams.pipeline.codec import encode_tick
+from streams.pipeline.decoder import Decoder
+from streams.pipeline.ingest import Ingest
+from streams.pipeline.join import Joiner
 from streams.settings import Settings
-from streams.worker.codec import encode_tick
-from streams.worker.ingest import Ingest
-from streams.worker.joiner import Joiner
+from streams.worker.adapters import Sender, TableStore, TableWriter
 from streams.worker.reader import InputReader
 
 log = logging.getLogger(__name__)
@@ -76,78 +76,6 @@ def quiet_root_logger() -> None:
         root.setLevel(min(levels))
 
 
-class Sender:
-    """Appends records to the batches of the app's aiokafka producer, skipping Faust's
-    ``send_soon`` buffer (a queue, a task hop and a flush wake-up per record; bypassing it
-    took the worker from 153 to 99 µs of CPU per input event in ``bench/throughput.py``).
-    Records of one partition keep the order of the calls.
-
-    A record the producer gives up on (after its own retries) crashes the worker: Faust
-    flushes the producer before every commit, but a flush does not fail for an undelivered
-    record, so carrying on could commit input whose outputs were lost. Stopping instead
-    leaves that input uncommitted, and the next owner of the partition processes it again.
-    """
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-        self._crashing: asyncio.Future[None] | None = None
-
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ) -> Any:
-        fut = await self.app.producer.send(topic, key, value, partition, None, None)
-        fut.add_done_callback(self.delivered)  # type: ignore[attr-defined]
-        return fut
-
-    def delivered(self, fut: Any) -> None:
-        if fut.cancelled() or fut.exception() is None:
-            return
-        log.error("a record was not delivered; stopping the worker: %r", fut.exception())
-        if self._crashing is None:
-            self._crashing = asyncio.ensure_future(self.app.crash(fut.exception()))
-
-
-class TableWriter:
-    """Applies a join step's writes to the Faust table without its per-key machinery.
-
-    Same effect as ``table[key] = value`` / ``table.pop(key, None)`` inside the agent: the
-    RocksDB store of the current event's partition is updated and the changelog record
-    (a tombstone for a delete) goes to the same partition of the table's changelog topic;
-    once delivered, the store remembers the changelog offset it holds (what Faust's own
-    write path does, and what recovery starts from). But the changelog record is appended
-    straight to the producer instead of through Faust's ``send_soon`` buffer, whose
-    per-record hops and back-pressure flushes cost more than the join itself (99 to 47 µs
-    of worker CPU per input event in ``bench/throughput.py``).
-    """
-
-    def __init__(self, table: Any, sender: Sender) -> None:
-        self.table = table
-        self.sender = sender
-
-    async def write(self, partition: int, writes: Sequence[tuple[bytes, bytes | None]]) -> None:
-        store = self.table.data
-        topic = self.table.changelog_topic.get_topic_name()
-        last = None
-        for key, value in writes:
-            if value is None:
-                if key not in store:
-                    continue
-                del store[key]
-            else:
-                store[key] = value
-            last = await self.sender.send(topic, key, value, partition)
-        if last is not None:
-            last.add_done_callback(partial(_persisted, store))
-
-
-def _persisted(store: Any, fut: Any) -> None:
-    """Remember the changelog offset the store holds (where recovery resumes)."""
-    if fut.cancelled() or fut.exception() is not None:
-        return  # Sender.delivered crashes the worker
-    md = fut.result()
-    store.set_persisted_offset(TP(md.topic, md.partition), md.offset)
-
-
 @dataclass
 class Worker:
     """A built worker: the Faust app and the processors it drives (for tests and stats)."""
@@ -156,14 +84,6 @@ class Worker:
     ingest: Ingest
     joiner: Joiner
     input_topics: tuple[str, ...]
-
-
-class _TableStore:
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return self.table.items()  # type: ignore[no-any-return]
 
 
 def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
@@ -197,7 +117,7 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
     send = sender.send
     # bytes key and value types make Faust use the raw codec for the store and changelog.
     table = app.Table(TABLE_NAME, partitions=n, key_type=bytes, value_type=bytes)
-    store = _TableStore(table)
+    store = TableStore(table)
     writer = TableWriter(table, sender)
     ingest = Ingest(Decoder(flows), n)
     joiner = Joiner(

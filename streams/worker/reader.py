@@ -30,8 +30,8 @@ from aiokafka.errors import KafkaError
 
 from streams import topics
 from streams.core.watermark import PartitionReport
-from streams.worker.codec import encode_events
-from streams.worker.ingest import Ingest
+from streams.pipeline.codec import encode_events
+from streams.pipeline.ingest import Ingest
 
 log = logging.getLogger(__name__)
 

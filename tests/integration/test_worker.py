@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from streams import topics
 from streams.flows.config import load_flows
-from streams.ingest.quarantine import RAW_CAP_BYTES
+from streams.pipeline.quarantine import RAW_CAP_BYTES
 from streams.schemas import load_schema
 from streams.simulate.scenario import Scenario, scripted
 

@@ -14,8 +14,8 @@ import pytest
 
 from streams.core.model import Breach, Measurement
 from streams.flows import load_flows
-from streams.ingest.decoder import Decoder
-from streams.ingest.quarantine import REASONS
+from streams.pipeline.decoder import Decoder
+from streams.pipeline.quarantine import REASONS
 from streams.schemas import load_schema, schema_dir
 from streams.topics import INPUT_TOPICS
 

@@ -9,7 +9,7 @@ import pytest
 from streams.core.timeparse import format_event_time, parse_event_time
 from streams.errors import InputError
 from streams.flows import load_flows
-from streams.ingest.decoder import Decoder
+from streams.pipeline.decoder import Decoder
 from streams.simulate.traffic import (
     LOOKAHEAD_MS,
     MALFORMED_REASONS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from streams.worker.app import Sender
+from streams.worker.adapters import Sender
 
 
 class FakeProducer:

@@ -3,7 +3,7 @@ r"""Input decoder: raw Kafka record value → validated :class:`FlowEvent` s, or
 Guarantees of :meth:`Decoder.decode`:
 
 - it either returns flow events or raises :class:`~streams.errors.InputError` whose ``reason``
-  is one of :data:`~streams.ingest.quarantine.REASONS`; it never raises anything else for any
+  is one of :data:`~streams.pipeline.quarantine.REASONS`; it never raises anything else for any
   byte string, so bad input cannot crash a worker;
 - checks run in this order: topic known (``unknown_topic``), value present (``not_json``,
   "empty record"), size <= 1 MiB before parsing (``too_large``), JSON (``not_json``), object
@@ -25,7 +25,7 @@ the compiled schema 1.1 µs, the time parse 0.7 µs and building the frozen ``Fl
 Measure with (from the repository root)::
 
     .venv/bin/python -m timeit \
-      -s 'from streams.ingest.decoder import Decoder; from streams.flows import load_flows' \
+      -s 'from streams.pipeline.decoder import Decoder; from streams.flows import load_flows' \
       -s 'd = Decoder(load_flows(None)); t = "funnel.lead.captured"' \
       -s 'r = b"{\"event_id\":\"e-1\",\"lead_id\":\"L-1\","' \
       -s 'r += b"\"occurred_at\":\"2026-04-23T10:46:57.123Z\"}"' \
@@ -45,7 +45,7 @@ from streams.core.model import CompletionFilter, Flow, FlowEvent, Side
 from streams.core.paths import get_path
 from streams.core.timeparse import parse_event_time
 from streams.errors import InputError
-from streams.ingest.quarantine import MAX_RECORD_BYTES
+from streams.pipeline.quarantine import MAX_RECORD_BYTES
 from streams.schemas import input_schema_path, load_schema
 
 MAX_KEY_CHARS = 256

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from streams.core.model import FlowEvent
 from streams.core.watermark import PartitionClock, PartitionReport
 from streams.errors import InputError
-from streams.ingest.decoder import Decoder
-from streams.ingest.quarantine import quarantine_record
-from streams.worker.codec import route
+from streams.pipeline.codec import route
+from streams.pipeline.decoder import Decoder
+from streams.pipeline.quarantine import quarantine_record
 
 InputRecord = tuple[str, int, int, bytes | None]
 """topic, partition, offset, raw value."""

@@ -23,7 +23,7 @@ from streams import topics
 from streams.core.join import MINUTE_MS, JoinCore
 from streams.core.model import Flow, Outputs
 from streams.core.watermark import WatermarkBoard
-from streams.worker.codec import Tick, decode
+from streams.pipeline.codec import Tick, decode
 
 SEP = "\x1f"
 STATS_RETENTION_MINUTES = 25 * 60

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from streams.core.model import CompletionFilter, Flow, FlowEvent
 from streams.errors import InputError
 from streams.flows import load_flows
-from streams.ingest.decoder import Decoder
-from streams.ingest.quarantine import MAX_RECORD_BYTES, REASONS
+from streams.pipeline.decoder import Decoder
+from streams.pipeline.quarantine import MAX_RECORD_BYTES, REASONS
 
 T0 = "2026-04-23T10:46:57.123Z"
 T0_MS = 1_776_941_217_123

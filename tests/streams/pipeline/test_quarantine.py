@@ -8,7 +8,7 @@ from typing import get_args
 import fastjsonschema
 import pytest
 
-from streams.ingest.quarantine import (
+from streams.pipeline.quarantine import (
     DETAIL_CAP_CHARS,
     RAW_CAP_BYTES,
     REASONS,

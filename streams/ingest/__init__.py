@@ -1,1 +1,0 @@
-"""Ingest: turn raw input records into flow events, or into quarantine records."""
