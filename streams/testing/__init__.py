@@ -1,2 +1,3 @@
-"""Helpers shared openly by tests, the simulator and the benchmarks (record builders,
-scripted scenarios, process runners, local HTTP peers). Product code never imports it."""
+"""Helpers shared openly by tests, the simulator and the benchmarks: record builders,
+scripted scenarios, process runners, local HTTP peers. The monitor itself (worker, API,
+alerter, replay) never imports it."""
