@@ -27,6 +27,10 @@ class InputError(FreshnessError):
         self.detail = detail
 
 
+class StateError(FreshnessError):
+    """The worker's durable state cannot be read or written; the worker stops."""
+
+
 class BrokerError(FreshnessError):
     """The embedded broker cannot be fetched, started or reached."""
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     watermark_grace_ms: int = Field(default=200, ge=0)
     """A caught-up input partition's watermark is the wall clock minus this grace (how late a
     producer may deliver a record that already happened without a false overdue)."""
+    max_future_skew_ms: int = Field(default=300_000, ge=0)
+    """How far ahead of its Kafka timestamp an input record's event time may lie; beyond it
+    the record is quarantined as ``future_time`` and moves no watermark (5 min)."""
     stats_interval_ms: int = Field(default=2000, ge=100)
     """How often a worker publishes per-flow statistics."""
     ingest_batch: int = Field(default=2000, ge=1, le=65_535)

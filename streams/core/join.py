@@ -125,16 +125,6 @@ class _FlowState:
     watermark: int | None = None
 
 
-@dataclass(slots=True)
-class Counters:
-    """Events the join saw but that changed nothing (for metrics)."""
-
-    duplicates: int = 0
-    ignored_starts: int = 0
-    completions_after_outcome: int = 0
-    orphans_expired: int = 0
-
-
 class JoinCore:
     """State of the entities of one join partition. Not thread-safe; one owner at a time."""
 
@@ -143,7 +133,6 @@ class JoinCore:
         self.done_retention_ms = done_retention_ms
         self.entities: dict[EntityKey, Entity] = {}
         self.windows: dict[tuple[str, int], WindowStats] = {}
-        self.counters = Counters()
         self.dirty: set[EntityKey] = set()
         """Entity keys changed since the last :meth:`take_dirty` (absent from
         :attr:`entities` means deleted)."""
@@ -168,9 +157,7 @@ class JoinCore:
     ) -> Outputs:
         if ent is not None and ent.start is not None:
             if ent.start.event_id == ref.event_id:
-                self.counters.duplicates += 1
                 return self._replayed(fs, ekey, ent, pos)
-            self.counters.ignored_starts += 1
             return Outputs()
         if ent is None:
             ent = Entity(start=ref, pos=pos)
@@ -195,12 +182,10 @@ class JoinCore:
             heapq.heappush(fs.orphans, (ref.at + fs.flow.give_up_after_ms, ekey[1], ref.event_id))
             return Outputs()
         if ent.end is not None:
-            self.counters.duplicates += 1
             if ent.end.event_id == ref.event_id:
                 return self._replayed(fs, ekey, ent, pos)
             return Outputs()
         if ent.done:  # declared lost before this completion came: lost is final
-            self.counters.completions_after_outcome += 1
             return Outputs()
         ent.end = ref
         ent.pos = pos
@@ -394,7 +379,6 @@ class JoinCore:
             if ent.end.event_id == end_id:
                 del self.entities[ekey]
                 self.dirty.add(ekey)
-                self.counters.orphans_expired += 1
 
     # -- views ------------------------------------------------------------------------
 
@@ -440,31 +424,12 @@ class JoinCore:
         windows, self.dirty_windows = self.dirty_windows, set()
         return dirty, windows
 
-    def export_entity(self, ekey: EntityKey) -> list[Any] | None:
-        """A compact JSON-able form of one entity (None: deleted)."""
-        ent = self.entities.get(ekey)
-        if ent is None:
-            return None
-        return [
-            _ref_out(ent.start),
-            _ref_out(ent.end),
-            ent.out_of_order,
-            ent.breach,
-            ent.detected_at,
-            ent.done,
-            ent.pos,
-            ent.retracted,
-        ]
-
-    def restore_entity(self, ekey: EntityKey, data: Sequence[Any]) -> None:
-        """Load one exported entity (after a restart or a rebalance) and re-arm its timers."""
+    def restore_entity(self, ekey: EntityKey, ent: Entity) -> None:
+        """Take over one entity (decoded from the table after a restart or a rebalance) and
+        re-arm its timers; an entity of a flow no longer configured is dropped."""
         fs = self.flows.get(ekey[0])
         if fs is None:
             return
-        start, end, ooo, breach, detected_at, done, pos, retracted = data
-        ent = Entity(
-            _ref_in(start), _ref_in(end), bool(ooo), breach, detected_at, bool(done), pos, retracted
-        )
         self.entities[ekey] = ent
         flow, key = fs.flow, ekey[1]
         if ent.start is None:
@@ -479,29 +444,16 @@ class JoinCore:
                 last = max(ent.start.at, ent.end.at)
             heapq.heappush(fs.purges, (last + self.done_retention_ms, key, ent.start.event_id))
 
-    def restore_window(self, wkey: tuple[str, int], data: Mapping[str, Any]) -> None:
+    def restore_window(self, wkey: tuple[str, int], win: WindowStats) -> None:
         if wkey[0] in self.flows:
-            self.windows[wkey] = WindowStats.from_json(data)
+            self.windows[wkey] = win
 
     def restore_all(
         self,
-        entities: Iterable[tuple[EntityKey, Sequence[Any]]],
-        windows: Iterable[tuple[tuple[str, int], Mapping[str, Any]]] = (),
+        entities: Iterable[tuple[EntityKey, Entity]],
+        windows: Iterable[tuple[tuple[str, int], WindowStats]] = (),
     ) -> None:
         for ekey, data in entities:
             self.restore_entity(ekey, data)
         for wkey, wdata in windows:
             self.restore_window(wkey, wdata)
-
-
-def _ref_out(ref: Ref | None) -> list[Any] | None:
-    if ref is None:
-        return None
-    return [ref.event_id, ref.at, ref.topic, ref.partition, ref.offset]
-
-
-def _ref_in(data: Sequence[Any] | None) -> Ref | None:
-    if data is None:
-        return None
-    event_id, at, topic, partition, offset = data
-    return Ref(event_id, at, topic, partition, offset)

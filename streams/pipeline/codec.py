@@ -1,32 +1,70 @@
-"""The internal ``freshness.flow-events`` message: a batch of flow events or a tick.
+"""Every wire format inside the worker, each with its one encoder and one decoder.
 
-A batch carries every flow event one ingest batch routed to one join partition, as compact
-arrays; a tick carries the ingest side's partition watermarks. Both are JSON (orjson).
-Batches and ticks are sent through the same producer queue, so a tick never overtakes the
-events it accounts for.
+* **flow-events messages** (the internal ``<app id>-flow-events`` topic): a batch of at most
+  :data:`MAX_EVENTS_PER_MESSAGE` flow events one ingest batch routed to one join partition,
+  or a tick carrying the ingest side's partition watermarks. Both are JSON (orjson) arrays
+  in objects; batches and ticks go through the same producer queue, so a tick never
+  overtakes the events it accounts for.
+* **join positions**: the position of the ``i``-th event of the message at ``offset`` is
+  ``offset << POSITION_BITS | i``; the cap on events per message is what keeps positions
+  unique and increasing (:func:`position`).
+* **table keys and values** of the join state: ``<partition>\\x1f<kind>\\x1f<flow>\\x1f<rest>``
+  with kind ``e`` (an entity, rest = its key) or ``w`` (a stats window, rest = its minute),
+  so a partition's rows can be found again after a rebalance; entity values are compact
+  JSON arrays, window values the window's JSON form.
+* **output records** (``freshness.measurements`` and ``freshness.breaches``, DESIGN
+  section 5): key and value bytes of a measurement, a breach and a retraction.
+
+Decoders raise :class:`ValueError` naming what was wrong for anything this module did not
+write; they never return a half-decoded value.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from streams.core.model import FlowEvent, Side
+from streams.core.join import Entity, Ref, WindowStats
+from streams.core.model import Breach, FlowEvent, Measurement, Side
 from streams.core.watermark import PartitionReport
 
 _SIDES: tuple[Side, Side] = ("start", "end")
+SEP = "\x1f"
+POSITION_BITS = 16
+MAX_EVENTS_PER_MESSAGE = 1 << POSITION_BITS
+"""Most flow events one flow-events message may carry (65,536)."""
+_DECODE_ERRORS = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError)
+
+# ---- flow-events messages ---------------------------------------------------------------
 
 
 def route(flow: str, key: str, partitions: int) -> int:
     """The join partition of an entity: stable across processes and restarts."""
-    return zlib.crc32(f"{flow}\x1f{key}".encode()) % partitions
+    return zlib.crc32(f"{flow}{SEP}{key}".encode()) % partitions
+
+
+def position(offset: int, index: int) -> int:
+    """The join position of event ``index`` of the flow-events message at ``offset``."""
+    if not 0 <= index < MAX_EVENTS_PER_MESSAGE:
+        raise ValueError(f"event index {index} outside 0..{MAX_EVENTS_PER_MESSAGE - 1}")
+    return offset << POSITION_BITS | index
+
+
+def event_chunks(events: Sequence[FlowEvent]) -> Iterator[Sequence[FlowEvent]]:
+    """``events`` cut into slices that each fit one flow-events message, in order."""
+    for i in range(0, len(events), MAX_EVENTS_PER_MESSAGE):
+        yield events[i : i + MAX_EVENTS_PER_MESSAGE]
 
 
 def encode_events(events: Sequence[FlowEvent]) -> bytes:
+    """One batch message; raises ValueError above :data:`MAX_EVENTS_PER_MESSAGE` events
+    (cut with :func:`event_chunks` first)."""
+    if len(events) > MAX_EVENTS_PER_MESSAGE:
+        raise ValueError(f"{len(events)} events exceed {MAX_EVENTS_PER_MESSAGE} per message")
     return orjson.dumps(
         {
             "e": [
@@ -65,15 +103,18 @@ def encode_tick(now: int, reports: Iterable[PartitionReport], counts: dict[str, 
     )
 
 
-def decode(raw: bytes) -> list[FlowEvent] | Tick:
+def decode(raw: bytes | None) -> list[FlowEvent] | Tick:
     """Decode a flow-events message; raises ValueError for anything this code did not write."""
     try:
-        obj: Any = orjson.loads(raw)
+        obj: Any = orjson.loads(raw)  # type: ignore[arg-type]
         if "e" in obj:
-            return [
+            events = [
                 FlowEvent(f, k, _SIDES[s], eid, at, t, p, o)
                 for f, k, s, eid, at, t, p, o in obj["e"]
             ]
+            if len(events) > MAX_EVENTS_PER_MESSAGE:
+                raise ValueError(f"{len(events)} events in one message")
+            return events
         return Tick(
             now=int(obj["tick"]),
             reports=tuple(
@@ -81,5 +122,124 @@ def decode(raw: bytes) -> list[FlowEvent] | Tick:
             ),
             partition_counts={str(k): int(v) for k, v in obj["n"].items()},
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"not a flow-events message: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise ValueError(f"not a flow-events message: {exc!r}") from None
+
+
+# ---- join state: table keys and values ---------------------------------------------------
+
+
+def partition_prefix(partition: int) -> bytes:
+    """What every table key of join partition ``partition`` starts with."""
+    return f"{partition}{SEP}".encode()
+
+
+def entity_key(partition: int, flow: str, key: str) -> bytes:
+    return f"{partition}{SEP}e{SEP}{flow}{SEP}{key}".encode()
+
+
+def window_key(partition: int, flow: str, minute: int) -> bytes:
+    return f"{partition}{SEP}w{SEP}{flow}{SEP}{minute}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class StateKey:
+    """A decoded table key: an entity's ``(flow, key)`` or a window's ``(flow, minute)``."""
+
+    partition: int
+    kind: str
+    flow: str
+    rest: str
+
+
+def decode_state_key(raw: bytes) -> StateKey:
+    try:
+        partition, kind, flow, rest = raw.decode().split(SEP, 3)
+        if kind not in ("e", "w"):
+            raise ValueError(f"unknown kind {kind!r}")
+        return StateKey(int(partition), kind, flow, rest)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"not a join state key: {raw[:80]!r} ({exc})") from None
+
+
+def encode_entity(ent: Entity) -> bytes:
+    return orjson.dumps(
+        [
+            _ref_out(ent.start),
+            _ref_out(ent.end),
+            ent.out_of_order,
+            ent.breach,
+            ent.detected_at,
+            ent.done,
+            ent.pos,
+            ent.retracted,
+        ]
+    )
+
+
+def decode_entity(raw: bytes) -> Entity:
+    try:
+        start, end, ooo, breach, detected_at, done, pos, retracted = orjson.loads(raw)
+        if breach not in (None, "overdue", "late", "lost"):
+            raise ValueError(f"unknown breach kind {breach!r}")
+        ent = Entity(
+            _ref_in(start),
+            _ref_in(end),
+            bool(ooo),
+            breach,
+            None if detected_at is None else int(detected_at),
+            bool(done),
+            int(pos),
+            bool(retracted),
+        )
+    except _DECODE_ERRORS as exc:
+        raise ValueError(f"not a join entity value: {exc!r}") from None
+    if ent.start is None and ent.end is None:
+        raise ValueError("not a join entity value: neither a start nor a completion")
+    return ent
+
+
+def encode_window(win: WindowStats) -> bytes:
+    return orjson.dumps(win.to_json())
+
+
+def decode_window(raw: bytes) -> WindowStats:
+    try:
+        return WindowStats.from_json(orjson.loads(raw))
+    except (*_DECODE_ERRORS, AttributeError) as exc:
+        raise ValueError(f"not a join window value: {exc!r}") from None
+
+
+def _ref_out(ref: Ref | None) -> list[Any] | None:
+    if ref is None:
+        return None
+    return [ref.event_id, ref.at, ref.topic, ref.partition, ref.offset]
+
+
+def _ref_in(data: Sequence[Any] | None) -> Ref | None:
+    if data is None:
+        return None
+    event_id, at, topic, partition, offset = data
+    return Ref(str(event_id), int(at), str(topic), int(partition), int(offset))
+
+
+# ---- output records -------------------------------------------------------------------
+
+
+def measurement_kv(m: Measurement) -> tuple[bytes, bytes]:
+    """Key and value of a ``freshness.measurements`` record.
+
+    orjson writes dataclasses (nested ones too) as objects in field order: the same bytes as
+    ``orjson.dumps(asdict(m))``, ten times faster.
+    """
+    return f"{m.flow}:{m.key}".encode(), orjson.dumps(m)
+
+
+def breach_kv(b: Breach) -> tuple[bytes, bytes]:
+    """Key and value of a ``freshness.breaches`` record (the breach's current state)."""
+    return b.breach_id.encode(), orjson.dumps(b)
+
+
+def retraction_kv(breach_id: str) -> tuple[bytes, None]:
+    """Key and tombstone that delete a retracted breach from the compacted topic."""
+    return breach_id.encode(), None

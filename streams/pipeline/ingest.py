@@ -4,6 +4,12 @@
 quarantine record with its reason, so no record is lost and no partition stalls. The
 caller sends what it returns and only then calls :meth:`Ingest.forwarded`, which is what
 lets the partition clock's watermark pass those records.
+
+A record whose event time lies more than ``max_future_skew_ms`` ahead of when it was
+written (its Kafka timestamp, capped by the moment it was read) is quarantined as
+``future_time`` and never reaches the partition clock: one record dated 9999 must not carry a
+watermark to 9999 and declare every pending start lost. Because the reference is the
+record's own timestamp, a replay of the same records quarantines the same ones.
 """
 
 from __future__ import annotations
@@ -12,14 +18,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.core.model import FlowEvent
+from streams.core.timeparse import format_event_time
 from streams.core.watermark import PartitionClock, PartitionReport
 from streams.errors import InputError
 from streams.pipeline.codec import route
 from streams.pipeline.decoder import Decoder
 from streams.pipeline.quarantine import quarantine_record
 
-InputRecord = tuple[str, int, int, bytes | None]
-"""topic, partition, offset, raw value."""
+DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
+
+InputRecord = tuple[str, int, int, int, bytes | None]
+"""topic, partition, offset, Kafka timestamp (epoch ms; negative: none), raw value."""
 
 
 @dataclass(slots=True)
@@ -34,51 +43,59 @@ class IngestResult:
     """Valid records that matched no flow (e.g. a completion outside every filter)."""
 
 
-@dataclass(slots=True)
-class IngestCounters:
-    records: int = 0
-    flow_events: int = 0
-    quarantined: dict[str, int] = field(default_factory=dict)
-    unmatched: int = 0
-
-
 class Ingest:
-    """Decoding, validation and routing for one worker process."""
+    """Decoding, validation and routing for one worker (or one replay)."""
 
-    def __init__(self, decoder: Decoder, join_partitions: int) -> None:
+    def __init__(
+        self,
+        decoder: Decoder,
+        join_partitions: int,
+        *,
+        max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
+    ) -> None:
         self.decoder = decoder
         self.join_partitions = join_partitions
+        self.max_future_skew_ms = max_future_skew_ms
         self.clock = PartitionClock()
-        self.counters = IngestCounters()
 
     def process(self, records: Iterable[InputRecord], observed_at: int) -> IngestResult:
+        """Decode, validate and route ``records`` read at wall time ``observed_at``."""
         result = IngestResult()
         batches = result.batches
+        read = result.read
         n = self.join_partitions
-        for topic, partition, offset, raw in records:
-            self.counters.records += 1
+        for topic, partition, offset, timestamp, raw in records:
             try:
                 events = self.decoder.decode(topic, partition, offset, raw)
+                if events:
+                    self._check_future(events, timestamp, observed_at)
             except InputError as exc:
-                self.counters.quarantined[exc.reason] = (
-                    self.counters.quarantined.get(exc.reason, 0) + 1
-                )
                 rec = quarantine_record(
                     topic, partition, offset, exc.reason, exc.detail, raw, observed_at
                 )
                 result.quarantine.append((f"{topic}:{partition}:{offset}".encode(), rec))
-                result.read.append((topic, partition, offset, None))
+                read.append((topic, partition, offset, None))
                 continue
             if not events:
                 result.unmatched += 1
-                result.read.append((topic, partition, offset, None))
+                read.append((topic, partition, offset, None))
                 continue
             for ev in events:
                 batches.setdefault(route(ev.flow, ev.key, n), []).append(ev)
-            result.read.append((topic, partition, offset, max(e.occurred_at for e in events)))
-            self.counters.flow_events += len(events)
-        self.counters.unmatched += result.unmatched
+            read.append((topic, partition, offset, max(e.occurred_at for e in events)))
         return result
+
+    def _check_future(self, events: list[FlowEvent], timestamp: int, observed_at: int) -> None:
+        written = observed_at if timestamp < 0 else min(timestamp, observed_at)
+        limit = written + self.max_future_skew_ms
+        at = max(e.occurred_at for e in events)
+        if at > limit:
+            raise InputError(
+                "future_time",
+                f"occurred_at {format_event_time(at)} is {at - written} ms after the record was "
+                f"written ({format_event_time(written)}); at most {self.max_future_skew_ms} ms "
+                "(FRESHNESS_MAX_FUTURE_SKEW_MS) is accepted",
+            )
 
     def forwarded(self, result: IngestResult) -> None:
         """Call once everything in ``result`` was handed to the producer."""

@@ -1,4 +1,4 @@
-"""Join side of the worker: flow-events messages in, state writes and output records out.
+"""Join side of the pipeline: flow-events messages in, state writes and output records out.
 
 One :class:`JoinCore` per join partition, rebuilt from the durable table whenever this
 process (re)gains the partition. Every message yields a :class:`Step`: table writes to
@@ -7,12 +7,15 @@ applies and sends both before it moves on, so the table, its changelog and the o
 advance together and a crash replays from the last committed offset (at-least-once; see
 :mod:`streams.core.join` for why replays re-emit identical records).
 
-Table keys are ``<partition>\\x1f<kind>\\x1f<flow>\\x1f<key or minute>`` so a partition's
-rows can be found again after a rebalance.
+A flow-events message this version cannot decode changes no state: it becomes a
+``freshness.quarantine`` record (reason ``corrupt_internal``, with its bytes) and a log line,
+so an operator sees it in ``freshness_quarantined_records`` and nothing is silently dropped.
+Table keys and values, and the output records, are encoded by :mod:`streams.pipeline.codec`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,12 +23,16 @@ from typing import Any, Protocol
 import orjson
 
 from streams import topics
-from streams.core.join import MINUTE_MS, JoinCore
+from streams.core.join import MINUTE_MS, Entity, JoinCore, WindowStats
 from streams.core.model import Flow, Outputs
 from streams.core.watermark import WatermarkBoard
-from streams.pipeline.codec import Tick, decode
+from streams.errors import StateError
+from streams.pipeline import codec
+from streams.pipeline.codec import Tick
+from streams.pipeline.quarantine import quarantine_record
 
-SEP = "\x1f"
+log = logging.getLogger(__name__)
+
 STATS_RETENTION_MINUTES = 25 * 60
 """Stats windows are kept (in state and in ``freshness.stats``) for 25 hours."""
 
@@ -53,35 +60,33 @@ class _Partition:
     unpublished_windows: set[tuple[str, int]] = field(default_factory=set)
 
 
-def _entity_key(partition: int, flow: str, key: str) -> bytes:
-    return f"{partition}{SEP}e{SEP}{flow}{SEP}{key}".encode()
-
-
-def _window_key(partition: int, flow: str, minute: int) -> bytes:
-    return f"{partition}{SEP}w{SEP}{flow}{SEP}{minute}".encode()
+_window_key = codec.window_key
 
 
 def _json(obj: Any) -> bytes:
-    """orjson writes dataclasses (nested ones too) as objects in field order: the same
-    bytes as ``orjson.dumps(asdict(obj))``, ten times faster."""
     return orjson.dumps(obj)
 
 
 class Joiner:
-    """All join partitions this process owns."""
+    """All join partitions this process owns.
+
+    ``events_topic`` is the flow-events topic the messages come from (it names the source
+    of a quarantined message).
+    """
 
     def __init__(
         self,
         flows: Sequence[Flow],
         *,
+        events_topic: str,
         done_retention_ms: int,
         stats_interval_ms: int,
     ) -> None:
         self.flows = tuple(flows)
+        self.events_topic = events_topic
         self.done_retention_ms = done_retention_ms
         self.stats_interval_ms = stats_interval_ms
         self.partitions: dict[int, _Partition] = {}
-        self.bad_messages = 0
 
     def forget_all(self) -> None:
         """A rebalance started: state is rebuilt from the table on the next message."""
@@ -96,17 +101,7 @@ class Joiner:
 
     def _rebuild(self, partition: int, store: StateStore, step: Step) -> _Partition:
         core = JoinCore(self.flows, done_retention_ms=self.done_retention_ms)
-        prefix = f"{partition}{SEP}".encode()
-        entities = []
-        windows = []
-        for raw_key, raw_value in store.items():
-            if not raw_key.startswith(prefix):
-                continue
-            _, kind, flow, rest = raw_key.decode().split(SEP, 3)
-            if kind == "e":
-                entities.append(((flow, rest), orjson.loads(raw_value)))
-            elif kind == "w":
-                windows.append(((flow, int(rest)), orjson.loads(raw_value)))
+        entities, windows = _read_state(partition, store)
         core.restore_all(entities, windows)
         part = _Partition(core)
         part.unpublished_windows.update(core.windows)
@@ -118,25 +113,36 @@ class Joiner:
         return part
 
     def on_message(
-        self, partition: int, offset: int, raw: bytes, store: StateStore, now: int
+        self, partition: int, offset: int, raw: bytes | None, store: StateStore, now: int
     ) -> Step:
-        """Process one flow-events message of ``partition`` at ``offset``."""
+        """Process one flow-events message of ``partition`` at ``offset`` at wall time ``now``."""
         step = Step()
         part = self._partition(partition, store, step)
         try:
-            msg = decode(raw)
-        except ValueError:
-            self.bad_messages += 1
+            msg = codec.decode(raw)
+        except ValueError as exc:
+            self._quarantine(partition, offset, raw, str(exc), step, now)
             return step
         if isinstance(msg, Tick):
             self._on_tick(partition, part, msg, step, now)
         else:
-            apply = part.core.apply
-            base = offset << 16
+            apply, position = part.core.apply, codec.position
             for i, ev in enumerate(msg):
-                self._emit(apply(ev, base + i), step)
+                self._emit(apply(ev, position(offset, i)), step)
         self._collect_writes(partition, part, step)
         return step
+
+    def _quarantine(
+        self, partition: int, offset: int, raw: bytes | None, detail: str, step: Step, now: int
+    ) -> None:
+        topic = self.events_topic
+        log.error(
+            "%s[%d] offset %d is not a flow-events message: %s", topic, partition, offset, detail
+        )
+        rec = quarantine_record(topic, partition, offset, "corrupt_internal", detail, raw, now)
+        step.records.append(
+            (topics.QUARANTINE, f"{topic}:{partition}:{offset}".encode(), _json(rec))
+        )
 
     def _on_tick(self, partition: int, part: _Partition, tick: Tick, step: Step, now: int) -> None:
         board = part.board
@@ -149,29 +155,28 @@ class Joiner:
             part.last_stats = now
             self._publish_stats(partition, part, step, now)
 
-    def _emit(self, out: Outputs, step: Step) -> None:
+    @staticmethod
+    def _emit(out: Outputs, step: Step) -> None:
+        records = step.records
         for m in out.measurements:
-            step.records.append((topics.MEASUREMENTS, f"{m.flow}:{m.key}".encode(), _json(m)))
+            records.append((topics.MEASUREMENTS, *codec.measurement_kv(m)))
         for b in out.breaches:
-            step.records.append((topics.BREACHES, b.breach_id.encode(), _json(b)))
+            records.append((topics.BREACHES, *codec.breach_kv(b)))
         for breach_id in out.retractions:
-            step.records.append((topics.BREACHES, breach_id.encode(), None))
+            records.append((topics.BREACHES, *codec.retraction_kv(breach_id)))
 
-    def _collect_writes(self, partition: int, part: _Partition, step: Step) -> None:
+    @staticmethod
+    def _collect_writes(partition: int, part: _Partition, step: Step) -> None:
         core = part.core
         dirty, windows = core.take_dirty()
+        writes = step.writes
         for flow, key in dirty:
-            data = core.export_entity((flow, key))
-            step.writes.append(
-                (_entity_key(partition, flow, key), None if data is None else _json(data))
-            )
+            ent = core.entity(flow, key)
+            value = None if ent is None else codec.encode_entity(ent)
+            writes.append((codec.entity_key(partition, flow, key), value))
         for flow, minute in windows:
-            step.writes.append(
-                (
-                    _window_key(partition, flow, minute),
-                    _json(core.windows[(flow, minute)].to_json()),
-                )
-            )
+            value = codec.encode_window(core.windows[(flow, minute)])
+            writes.append((codec.window_key(partition, flow, minute), value))
         part.unpublished_windows.update(windows)
 
     def _publish_stats(self, partition: int, part: _Partition, step: Step, now: int) -> None:
@@ -208,3 +213,32 @@ class Joiner:
                 "updated_at": now,
             }
             step.records.append((topics.STATS, f"gauge:{flow}:{partition}".encode(), _json(rec)))
+
+
+def _read_state(
+    partition: int, store: StateStore
+) -> tuple[list[tuple[tuple[str, str], Entity]], list[tuple[tuple[str, int], WindowStats]]]:
+    """The entities and windows of ``partition`` in the table.
+
+    A row that cannot be decoded stops the worker (:class:`StateError`) rather than being
+    skipped: skipping would forget a pending start without a trace.
+    """
+    prefix = codec.partition_prefix(partition)
+    entities = []
+    windows = []
+    for raw_key, raw_value in store.items():
+        if not raw_key.startswith(prefix):
+            continue
+        try:
+            sk = codec.decode_state_key(raw_key)
+            if sk.kind == "e":
+                entities.append(((sk.flow, sk.rest), codec.decode_entity(raw_value)))
+            else:
+                windows.append(((sk.flow, int(sk.rest)), codec.decode_window(raw_value)))
+        except ValueError as exc:
+            raise StateError(
+                f"join state row {raw_key[:120]!r} cannot be read ({exc}): the table holds a "
+                "row this version of the monitor did not write; run the version that wrote "
+                "it, or start over with a new FRESHNESS_APP_ID"
+            ) from None
+    return entities, windows

@@ -20,7 +20,9 @@ Reason = Literal[
     "missing_key",
     "missing_time",
     "unparsable_time",
+    "future_time",
     "unknown_topic",
+    "corrupt_internal",
 ]
 """Reason codes of quarantined records (also the ``reason`` label of the metric)."""
 
@@ -33,7 +35,12 @@ REASONS: Final[MappingProxyType[Reason, str]] = MappingProxyType(
         "missing_key": "a flow's key field is absent, empty or not a string",
         "missing_time": "a flow's time field is absent or null",
         "unparsable_time": "a flow's time field is not an RFC 3339 time with offset or epoch ms",
+        "future_time": (
+            "a flow's time is further ahead of when the record was read than "
+            "FRESHNESS_MAX_FUTURE_SKEW_MS allows"
+        ),
         "unknown_topic": "no configured flow reads this topic",
+        "corrupt_internal": "a message of the internal flow-events topic this version cannot read",
     }
 )
 """Each reason code with a one-line description, for docs and metric help."""

@@ -1,6 +1,8 @@
-"""The Faust worker: ingest (decode, validate, quarantine, repartition), join, sweep, stats.
+"""The Faust worker: the Faust app, the input reader, and the producer and table adapters.
 
-The processors in :mod:`streams.pipeline.ingest` and :mod:`streams.pipeline.join` hold the
-logic and are driven by tests without Faust; :mod:`streams.worker.app` wires them into
-Faust agents, a timer and a RocksDB-backed table.
+The logic it runs (decode, validate, quarantine, repartition, join, sweep, stats) is the
+Faust-free :mod:`streams.pipeline`, which replay runs too. :mod:`streams.worker.app` wires
+it into an aiokafka input reader (:mod:`streams.worker.reader`), a Faust agent, a timer and
+a RocksDB-backed table (:mod:`streams.worker.adapters`); :mod:`streams.worker.runner` is
+``freshness worker``.
 """

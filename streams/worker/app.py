@@ -3,14 +3,17 @@
 * the input reader (:mod:`streams.worker.reader`, a plain aiokafka consumer in group
   ``<app id>-ingest``, run as a Faust task): decodes batches of input records, sends bad
   ones to ``freshness.quarantine`` and the rest, grouped by join partition, to
-  ``freshness.flow-events``; then advances the partition clock. It commits its offsets
+  ``<app id>-flow-events``; then advances the partition clock. It commits its offsets
   only after flushing the producer.
 * ``tick`` (timer): sends the ingest side's partition watermarks to every join partition.
   Timers may not touch tables, so overdue and lost are found by the join agent when it
   reads a tick: an idle funnel still raises them within one tick interval.
-* ``join`` (``freshness.flow-events``, concurrency 1): applies batches and ticks to the
+* ``join`` (``<app id>-flow-events``, concurrency 1): applies batches and ticks to the
   join core, writes changed state to the ``freshness-state`` table (RocksDB, changelog in
   Kafka) and sends measurements, breaches and stats.
+
+The processors themselves are Faust-free (:mod:`streams.pipeline`); this module only wires
+them. Faust values that are not settings live in :mod:`streams.worker.tuning`.
 
 Output records (flow-events batches and ticks, measurements, breaches, quarantine, stats)
 are appended straight to the aiokafka producer (:class:`Sender`), in the order they are
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,7 @@ from faust.types import TP
 from faust.utils.terminal.spinners import SpinnerHandler
 
 from streams import topics
+from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
 from streams.flows.config import flow_topics
 from streams.pipeline.codec import encode_tick
@@ -44,14 +47,11 @@ from streams.pipeline.join import Joiner
 from streams.settings import Settings
 from streams.worker.adapters import Sender, TableStore, TableWriter
 from streams.worker.reader import InputReader
+from streams.worker.tuning import FAUST_TUNING
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "freshness-state"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -84,11 +84,43 @@ class Worker:
     ingest: Ingest
     joiner: Joiner
     input_topics: tuple[str, ...]
+    events_topic: str
 
 
-def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
+def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_ms) -> Worker:
     """Create the Faust app with its agents; nothing connects until it is started."""
-    n = settings.partitions
+    app = faust_app(settings)
+    events_topic = topics.flow_events_topic(settings.app_id)
+    sender = Sender(app)
+    ingest = Ingest(
+        Decoder(flows), settings.partitions, max_future_skew_ms=settings.max_future_skew_ms
+    )
+    joiner = Joiner(
+        flows,
+        events_topic=events_topic,
+        done_retention_ms=settings.done_retention_ms,
+        stats_interval_ms=settings.stats_interval_ms,
+    )
+    reader = InputReader(
+        bootstrap=settings.kafka_bootstrap,
+        group_id=f"{settings.app_id}-ingest",
+        input_topics=flow_topics(flows),
+        events_topic=events_topic,
+        ingest=ingest,
+        send=sender.send,
+        flush=app.producer.flush,
+        max_records=settings.ingest_batch,
+        session_timeout_ms=settings.session_timeout_ms,
+        clock=clock,
+    )
+    add_reader_task(app, reader)
+    add_ticker(app, reader, sender, events_topic, settings, clock)
+    add_join_agent(app, joiner, sender, events_topic, settings.partitions, clock)
+    return Worker(app, ingest, joiner, reader.input_topics, events_topic)
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app: RocksDB state under ``<home>/state/<app id>/<worker id>``."""
     datadir = settings.state_dir / settings.app_id / settings.worker_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -96,85 +128,85 @@ def build_worker(settings: Settings, flows: Sequence[Flow]) -> Worker:
         broker=broker_urls(settings.kafka_bootstrap),
         store="rocksdb://",
         datadir=str(datadir),
-        web_enabled=False,
-        topic_partitions=n,
+        topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        consumer_auto_offset_reset="earliest",
-        topic_disable_leader=True,
-        table_standby_replicas=0,
-        producer_linger_ms=5,
-        producer_max_batch_size=256 * 1024,
-        broker_max_poll_records=2000,
-        stream_buffer_maxsize=8192,
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.session_timeout_ms / 3000,
-    )
-    input_names = flow_topics(flows)
-    flow_topic = app.topic(
-        topics.FLOW_EVENTS, partitions=n, key_serializer="raw", value_serializer="raw"
-    )
-    sender = Sender(app)
-    send = sender.send
-    # bytes key and value types make Faust use the raw codec for the store and changelog.
-    table = app.Table(TABLE_NAME, partitions=n, key_type=bytes, value_type=bytes)
-    store = TableStore(table)
-    writer = TableWriter(table, sender)
-    ingest = Ingest(Decoder(flows), n)
-    joiner = Joiner(
-        flows,
-        done_retention_ms=settings.done_retention_ms,
-        stats_interval_ms=settings.stats_interval_ms,
+        **FAUST_TUNING,
     )
 
-    reader = InputReader(
-        bootstrap=settings.kafka_bootstrap,
-        group_id=f"{settings.app_id}-ingest",
-        input_topics=input_names,
-        ingest=ingest,
-        send=send,
-        flush=app.producer.flush,
-        max_records=settings.ingest_batch,
-        session_timeout_ms=settings.session_timeout_ms,
-    )
+    async def on_app_start() -> None:
+        quiet_root_logger()
+
+    app.task(on_app_start)
+    return app
+
+
+def add_reader_task(app: faust.App, reader: InputReader) -> None:
+    """Run the input reader as a Faust task; if it fails, the worker stops (a worker that
+    no longer reads its inputs must not go on looking healthy)."""
 
     async def read_inputs() -> None:
         try:
             await reader.run()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a worker that no longer reads its inputs must not go on
+        except Exception as exc:
             log.exception("the input reader failed; stopping the worker")
             await app.crash(exc)
 
     app.task(read_inputs)
 
+
+def add_ticker(
+    app: faust.App,
+    reader: InputReader,
+    sender: Sender,
+    events_topic: str,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    """Every tick interval, send the reader's partition watermarks to every join partition."""
+
     async def tick() -> None:
-        now = now_ms()
+        now = clock()
         reports, counts = reader.reports(now, settings.watermark_grace_ms)
         msg = encode_tick(now, reports, counts)
-        for partition in range(n):
-            await send(topics.FLOW_EVENTS, None, msg, partition)
+        for partition in range(settings.partitions):
+            await sender.send(events_topic, None, msg, partition)
+
+    app.timer(interval=settings.tick_interval_ms / 1000.0)(tick)
+
+
+def add_join_agent(
+    app: faust.App,
+    joiner: Joiner,
+    sender: Sender,
+    events_topic: str,
+    partitions: int,
+    clock: Clock,
+) -> None:
+    """The ``join`` agent (concurrency 1) over the flow-events topic, with its table."""
+    flow_topic = app.topic(
+        events_topic, partitions=partitions, key_serializer="raw", value_serializer="raw"
+    )
+    # bytes key and value types make Faust use the raw codec for the store and changelog.
+    table = app.Table(TABLE_NAME, partitions=partitions, key_type=bytes, value_type=bytes)
+    store = TableStore(table)
+    writer = TableWriter(table, sender)
+    send = sender.send
 
     @app.agent(flow_topic, name="join", concurrency=1)
     async def join_agent(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            step = joiner.on_message(msg.partition, msg.offset, event.value, store, now_ms())
+            step = joiner.on_message(msg.partition, msg.offset, event.value, store, clock())
             if step.writes:
                 await writer.write(msg.partition, step.writes)
             for topic, key, value in step.records:
                 await send(topic, key, value)
 
-    app.timer(interval=settings.tick_interval_ms / 1000.0)(tick)
-
-    async def on_app_start() -> None:
-        quiet_root_logger()
-
-    app.task(on_app_start)
-
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         joiner.forget_all()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
-
-    return Worker(app, ingest, joiner, input_names)

@@ -29,8 +29,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import topics
+from streams.core.clock import Clock, now_ms
 from streams.core.watermark import PartitionReport
-from streams.pipeline.codec import encode_events
+from streams.pipeline.codec import encode_events, event_chunks
 from streams.pipeline.ingest import Ingest
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,6 @@ MAX_FETCH_BYTES = 8 * 1024 * 1024
 (quarantined as too_large) is always fetched."""
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class InputReader:
     """Reads the flows' input topics and forwards them to the join; one per worker."""
 
@@ -58,13 +55,17 @@ class InputReader:
         bootstrap: str,
         group_id: str,
         input_topics: Sequence[str],
+        events_topic: str,
         ingest: Ingest,
         send: Send,
         flush: Callable[[], Awaitable[None]],
         max_records: int,
         session_timeout_ms: int,
+        clock: Clock = now_ms,
     ) -> None:
         self.input_topics = tuple(input_topics)
+        self.events_topic = events_topic
+        self.clock = clock
         self.ingest = ingest
         self.send = send
         self.flush = flush
@@ -139,14 +140,15 @@ class InputReader:
 
     async def _forward(self, batches: dict[TopicPartition, list[Any]]) -> None:
         records = [
-            (tp.topic, tp.partition, m.offset, m.value)
+            (tp.topic, tp.partition, m.offset, m.timestamp, m.value)
             for tp, msgs in batches.items()
             for m in msgs
         ]
-        result = self.ingest.process(records, now_ms())
+        result = self.ingest.process(records, self.clock())
         send = self.send
         for partition, evs in result.batches.items():
-            await send(topics.FLOW_EVENTS, None, encode_events(evs), partition)
+            for chunk in event_chunks(evs):
+                await send(self.events_topic, None, encode_events(chunk), partition)
         for key, rec in result.quarantine:
             await send(topics.QUARANTINE, key, orjson.dumps(rec), None)
         self.ingest.forwarded(result)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from streams.core.join import JoinCore
 from streams.core.model import Breach, Flow, FlowEvent, Measurement, Outputs
 from streams.core.watermark import PartitionClock, WatermarkBoard
+from streams.pipeline import codec
 
 PARTITIONS = 2
 GIVE_UP = 60_000
@@ -234,9 +235,9 @@ def test_crash_and_replay_loses_nothing(
     first = JoinCore(FLOWS, done_retention_ms=10**9)
     delivered = run(steps[:crash], first)[:commit]
     second = JoinCore(FLOWS, done_retention_ms=10**9)
-    second.restore_all(
-        [(k, v) for k in list(first.entities) if (v := first.export_entity(k)) is not None],
-        [(w, s.to_json()) for w, s in first.windows.items()],
+    second.restore_all(  # through the bytes the table would hold
+        [(k, codec.decode_entity(codec.encode_entity(e))) for k, e in first.entities.items()],
+        [(w, codec.decode_window(codec.encode_window(s))) for w, s in first.windows.items()],
     )
     delivered.append(
         Outputs(breaches=list(second.breaches()), retractions=list(second.retractions()))
