@@ -5,10 +5,15 @@ Guarantees:
 * Group-less: every partition of every output topic is assigned and read from its
   beginning, so each API process builds the whole read model on its own and a restart
   loses nothing (the topics are the state; breaches and stats are compacted).
-* Never gives up: while Kafka is down or a topic does not exist yet it retries every
-  ``retry_ms`` and says what it is waiting for in ``model.progress.waiting_for``. After a
-  reconnect it resumes from the offsets it had reached (re-reading would also be safe: the
-  read model is idempotent).
+* Waits out what can pass: while Kafka is down, a topic does not exist yet, or Kafka
+  answers with an error it marks retriable (:func:`streams.kafka.retriable`), it retries
+  every ``retry_ms`` and says what it is waiting for in ``model.progress.waiting_for``.
+  After a reconnect it resumes from the offsets it had reached (re-reading would also be
+  safe: the read model is idempotent).
+* Stops loudly on the rest: any other error (an authorization failure, an unsupported
+  version, a bug) ends the reader with one ERROR log line; :attr:`OutputConsumer.error`
+  holds it as a :class:`~streams.kafka.KafkaFatalError`, the model is marked not ready and
+  ``waiting_for`` names it (``/readyz`` answers 503 with it), and ``on_fatal`` is called.
 * Ready once it has read up to the end offsets captured when it first connected.
 """
 
@@ -17,13 +22,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
 from api.readmodel import ReadModel
 from streams import topics
+from streams.kafka import (
+    KafkaConnection,
+    KafkaFatalError,
+    connection,
+    fatal,
+    new_consumer,
+    partition_list,
+    retriable,
+    topic_partitions,
+)
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +57,18 @@ class OutputConsumer:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: Settings | KafkaConnection | str,
         model: ReadModel,
         *,
         topic_map: Mapping[str, str] | None = None,
         retry_ms: int = 1000,
         max_records: int = 2000,
+        on_fatal: Callable[[KafkaFatalError], None] | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
+        """``kafka``: the settings or connection to read from (a bare bootstrap string is a
+        plaintext connection, for tests)."""
+        self.kafka = KafkaConnection(kafka) if isinstance(kafka, str) else connection(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.model = model
         self.topic_map = dict(topic_map or {t: t for t in READ_TOPICS})
         """Topic to read -> output topic it holds (tests read renamed, unshared topics)."""
@@ -58,7 +78,10 @@ class OutputConsumer:
         self._next: dict[TopicPartition, int] = {}
         self._targets: dict[TopicPartition, int] | None = None
         self._task: asyncio.Task[None] | None = None
-        model.progress.waiting_for = [f"connection to Kafka at {bootstrap}"]
+        self.on_fatal = on_fatal
+        self.error: KafkaFatalError | None = None
+        """Why the reader stopped for good (None while it runs or retries)."""
+        model.progress.waiting_for = [f"connection to Kafka at {self.bootstrap}"]
 
     def start(self) -> None:
         """Start the background task (idempotent)."""
@@ -85,8 +108,8 @@ class OutputConsumer:
 
     async def _run(self) -> None:
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+            consumer = new_consumer(
+                self.kafka,
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -95,32 +118,41 @@ class OutputConsumer:
             try:
                 await consumer.start()
                 await self._consume(consumer)
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError) as exc:
-                log.warning("output consumer: %s; retrying in %d ms", exc, self.retry_ms)
-                if not self.model.progress.ready:
-                    self.model.progress.waiting_for = [
-                        f"connection to Kafka at {self.bootstrap} ({type(exc).__name__})"
-                    ]
+            except Exception as exc:
+                if not retriable(exc):
+                    self._stop_for_good(exc)
+                    return
+                self._retrying(exc)
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
             await asyncio.sleep(self.retry_ms / 1000)
 
-    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    def _retrying(self, exc: Exception) -> None:
+        log.warning("output consumer: %r; retrying in %d ms", exc, self.retry_ms)
+        if not self.model.progress.ready:
+            self.model.progress.waiting_for = [
+                f"connection to Kafka at {self.bootstrap} ({type(exc).__name__})"
+            ]
+
+    def _stop_for_good(self, exc: Exception) -> None:
+        self.error = fatal(exc, "the API's output reader")
+        log.error("%s", self.error)
+        self.model.progress.ready = False
+        self.model.progress.waiting_for = [str(self.error)]
+        if self.on_fatal is not None:
+            self.on_fatal(self.error)
+
+    async def _assign(self, consumer: Any) -> list[TopicPartition]:
         while True:
-            # A fresh metadata snapshot: partitions_for_topic() only knows topics the client
-            # already tracks, and a group-less consumer tracks none before assign().
-            cluster = await consumer._client.fetch_all_metadata()
-            parts = {t: sorted(cluster.partitions_for_topic(t) or ()) for t in self.read_topics}
+            parts = await topic_partitions(consumer, self.read_topics)
             missing = [t for t, ps in parts.items() if not ps]
             if not missing:
                 break
             if not self.model.progress.ready:
                 self.model.progress.waiting_for = [f"topic {t} to exist" for t in missing]
             await asyncio.sleep(self.retry_ms / 1000)
-        tps = [TopicPartition(t, p) for t in self.read_topics for p in parts[t]]
+        tps = partition_list(parts)
         consumer.assign(tps)
         for tp in tps:
             if tp in self._next:
@@ -131,7 +163,7 @@ class OutputConsumer:
             self._targets = dict(await consumer.end_offsets(tps))
         return tps
 
-    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+    async def _consume(self, consumer: Any) -> None:
         tps = await self._assign(consumer)
         while True:
             if not self.model.progress.ready:
@@ -145,7 +177,7 @@ class OutputConsumer:
                     self._next[tp] = records[-1].offset + 1
             await asyncio.sleep(0)  # let requests in between batches
 
-    async def _check_ready(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    async def _check_ready(self, consumer: Any, tps: list[TopicPartition]) -> None:
         assert self._targets is not None
         behind: list[str] = []
         for tp in tps:

@@ -61,9 +61,10 @@ from throughput import (
     make_topics,
 )
 
-from streams import topics
+from streams import kafka, topics
 from streams.core.model import Flow
 from streams.flows.config import flow_topics, load_flows
+from streams.kafka import KafkaConnection
 
 RESULT = ROOT / "bench" / "results" / "detection.json"
 SHORT_FLOWS = ("lead_to_posthog", "payment_to_posthog")
@@ -118,9 +119,7 @@ def record(p: Planned, at_ms: int) -> tuple[str, bytes, bytes]:
 
 
 async def send_traffic(bootstrap: str, planned: list[Planned]) -> dict[str, Any]:
-    from aiokafka import AIOKafkaProducer
-
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    p = kafka.new_producer(KafkaConnection(bootstrap), linger_ms=5, acks=1)
     await p.start()
     started_at: dict[str, int] = {}
     late_sends = 0

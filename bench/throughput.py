@@ -30,8 +30,9 @@ events/s = N / time. Start-up (Faust boot, group join, table recovery) is not co
 the commit catch-up time (Faust commits every ``broker_commit_interval``) is reported
 separately. The result is the median of ``--runs`` runs per contender and the ratios c/a,
 c/b of those medians; ``bench/results/throughput.json`` gets the numbers and the machine.
-Between (c) runs the worker's shared topics (flow-events and outputs) are deleted and made
-again, so every run starts from empty outputs; every (b)/(c) run has its own app id.
+Between (c) runs the worker's shared output topics are deleted and made again, so every run
+starts from empty outputs; every (b)/(c) run has its own app id, and so (c) its own
+``<app id>-flow-events`` topic, deleted after the run.
 
 ``--only oc --other-src DIR`` runs the worker of another source tree (e.g. ``git worktree
 add /tmp/base <commit>``) as contender ``o``, interleaved with (c): the effect of a change,
@@ -71,20 +72,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from streams import topics  # noqa: E402  (after the sys.path fix for `python bench/...`)
+from streams import kafka, topics  # noqa: E402  (after the sys.path fix for `python bench/...`)
 from streams.core.model import Flow  # noqa: E402
 from streams.flows.config import flow_topics, load_flows  # noqa: E402
+from streams.kafka import KafkaConnection  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "throughput.json"
 SCRIPT = Path(__file__).resolve()
 PARTITIONS = 8
-WORKER_OUTPUTS = (
-    topics.FLOW_EVENTS,
-    topics.MEASUREMENTS,
-    topics.BREACHES,
-    topics.QUARANTINE,
-    topics.STATS,
-)
+WORKER_OUTPUTS = (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topics.STATS)
+"""The output topics every worker run shares (its flow-events topic is named after its app id)."""
+LEGACY_FLOW_EVENTS = "freshness.flow-events"
+"""The one flow-events topic of workers before it was named after the app id: an
+``--other-src`` tree that old shares it, so it is emptied before each of its runs."""
 _EXTRA: dict[str, dict[str, object]] = {
     "funnel.dlq.entry_created": {"queue": "billing"},
     "funnel.dlq.retry_attempted": {"attempt": 1},
@@ -163,10 +163,8 @@ def funnel_records(
 
 
 async def preload(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    p = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1
+    p = kafka.new_producer(
+        KafkaConnection(bootstrap), linger_ms=20, max_batch_size=512 * 1024, acks=1
     )
     await p.start()
     try:
@@ -178,18 +176,16 @@ async def preload(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> No
 
 
 async def make_topics(bootstrap: str, names: Sequence[str]) -> None:
-    from streams.admin import ensure_topics
+    """Create ``names`` with :data:`PARTITIONS` partitions, compacted where the monitor's own
+    topic of that name is."""
+    known = {s.name: s for s in topics.required_topics(load_flows(None), "bench")}
+    specs = [known.get(n, topics.TopicSpec(n)) for n in names]
+    await kafka.ensure_topics(KafkaConnection(bootstrap), specs, PARTITIONS, 1)
 
-    specs = [s for s in topics.ALL_TOPICS if s.name in names]
-    specs += [topics.TopicSpec(n) for n in names if n not in {s.name for s in specs}]
-    await ensure_topics(bootstrap, specs, PARTITIONS, 1)
 
-
-async def reset_topics(bootstrap: str, names: Sequence[str]) -> None:
-    """Delete ``names`` (if present) and create them again, empty."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
+    """Delete ``names`` (those present) and wait until the cluster no longer lists them."""
+    admin = kafka.new_admin(KafkaConnection(bootstrap))
     await admin.start()
     try:
         present = set(await admin.list_topics())
@@ -203,6 +199,11 @@ async def reset_topics(bootstrap: str, names: Sequence[str]) -> None:
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def reset_topics(bootstrap: str, names: Sequence[str]) -> None:
+    """Delete ``names`` (if present) and create them again, empty."""
+    await delete_topics(bootstrap, names)
     for attempt in range(50):
         try:
             await make_topics(bootstrap, names)
@@ -217,10 +218,8 @@ async def reset_topics(bootstrap: str, names: Sequence[str]) -> None:
 
 
 async def _consumer(bootstrap: str, **kw: Any) -> Any:
-    from aiokafka import AIOKafkaConsumer
-
-    c = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    c = kafka.new_consumer(
+        KafkaConnection(bootstrap),
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
@@ -231,14 +230,7 @@ async def _consumer(bootstrap: str, **kw: Any) -> Any:
 
 
 async def _tps(c: Any, names: Sequence[str]) -> list[Any]:
-    from aiokafka import TopicPartition
-
-    cluster = await c._client.fetch_all_metadata()
-    out = []
-    for name in names:
-        parts = cluster.partitions_for_topic(name) or set()
-        out += [TopicPartition(name, p) for p in sorted(parts)]
-    return out
+    return kafka.partition_list(await kafka.topic_partitions(c, names))
 
 
 async def end_offsets(bootstrap: str, names: Sequence[str]) -> dict[Any, int]:
@@ -275,9 +267,7 @@ async def read_all(bootstrap: str, names: Sequence[str]) -> list[Any]:
 
 
 async def committed(bootstrap: str, group: str, tps: Sequence[Any]) -> dict[Any, int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.new_admin(KafkaConnection(bootstrap))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group, partitions=list(tps))
@@ -464,9 +454,8 @@ async def run_worker(
     profile: Path | None = None,
     src: Path | None = None,
 ) -> dict[str, Any]:
-    from aiokafka import TopicPartition
-
-    await reset_topics(bootstrap, WORKER_OUTPUTS)
+    legacy = [LEGACY_FLOW_EVENTS] if src is not None else []
+    await reset_topics(bootstrap, [*WORKER_OUTPUTS, *legacy])
     app_id = f"bench-worker-{uuid.uuid4().hex[:8]}"
     expected = n // 2
     if profile is None:
@@ -504,7 +493,9 @@ async def run_worker(
                         t_committed = time.time()
     finally:
         proc.stop()
-    flow_msgs = await read_all(bootstrap, [topics.FLOW_EVENTS])
+    events_topic = topics.flow_events_topic(app_id)
+    flow_msgs = await read_all(bootstrap, [events_topic, *legacy])
+    await delete_topics(bootstrap, [events_topic])  # one per run: do not pile them up
     batches = [m for m in flow_msgs if m.value and m.value.startswith(b'{"e"')]
     first = min(m.timestamp for m in batches)
     meas = await read_all(bootstrap, [topics.MEASUREMENTS])
@@ -521,7 +512,6 @@ async def run_worker(
     if problems:
         raise SystemExit("(c) wrong output: " + "; ".join(problems))
     secs = (last - first) / 1000
-    assert TopicPartition  # imported for the offsets' key type
     result: dict[str, Any] = {
         "events": n,
         "measurements": len(meas),

@@ -25,7 +25,7 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import admin
+    from streams.kafka import admin
 
     return admin.run_create(settings)
 

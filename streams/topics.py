@@ -1,8 +1,17 @@
-"""Names and shapes of every topic the monitor reads or writes (DESIGN sections 3 and 5)."""
+"""Names and shapes of every topic the monitor reads or writes (DESIGN sections 3 and 5).
+
+:func:`required_topics` is the one definition of the topic list: ``freshness topics
+create``, ``freshness worker``, ``freshness up`` and the test harness all create exactly
+what it returns, so with any ``FRESHNESS_FLOWS`` they agree.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from streams.core.model import Flow
+from streams.flows.config import flow_topics
 
 LEAD_CAPTURED = "funnel.lead.captured"
 PAYMENT_WEBHOOK_RECEIVED = "funnel.payment.webhook_received"
@@ -21,14 +30,22 @@ INPUT_TOPICS: tuple[str, ...] = (
     DLQ_RETRY_ATTEMPTED,
     NOTIFICATION_ACKNOWLEDGED,
 )
+"""The input topics of the packaged default flows (a custom ``FRESHNESS_FLOWS`` names its own)."""
 
 MEASUREMENTS = "freshness.measurements"
 BREACHES = "freshness.breaches"
 QUARANTINE = "freshness.quarantine"
 STATS = "freshness.stats"
 """Per-flow, per-partition, per-minute statistics (see docs/events.md); compacted."""
-FLOW_EVENTS = "freshness.flow-events"
-"""Internal: decoded flow events and watermark ticks, repartitioned by (flow, key)."""
+
+
+def flow_events_topic(app_id: str) -> str:
+    """Internal: decoded flow events and watermark ticks, repartitioned by (flow, key).
+
+    Named after the app id (as Kafka Streams names its repartition topics), so deployments
+    with different ``FRESHNESS_APP_ID`` on one cluster never read each other's events.
+    """
+    return f"{app_id}-flow-events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +60,15 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(BREACHES, compacted=True),
     TopicSpec(QUARANTINE),
     TopicSpec(STATS, compacted=True),
-    TopicSpec(FLOW_EVENTS, internal=True),
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = tuple(TopicSpec(t) for t in INPUT_TOPICS) + OUTPUT_TOPICS
+
+def required_topics(flows: Iterable[Flow], app_id: str) -> tuple[TopicSpec, ...]:
+    """Every topic a deployment of ``flows`` under ``app_id`` needs, each once.
+
+    In this order: the flows' input topics (sorted), the output topics, and the internal
+    :func:`flow_events_topic` of ``app_id``. Faust's own topics (the table's changelog) are
+    not listed: the worker declares those itself.
+    """
+    inputs = tuple(TopicSpec(t) for t in flow_topics(flows))
+    return (*inputs, *OUTPUT_TOPICS, TopicSpec(flow_events_topic(app_id), internal=True))

@@ -24,11 +24,10 @@ from typing import Any
 
 import httpx
 
-from streams import topics
-from streams.admin import ensure_topics
 from streams.broker.commands import broker_for
 from streams.broker.process import EmbeddedBroker, answers
-from streams.flows.config import flow_topics, load_flows
+from streams.flows.config import load_flows
+from streams.kafka.admin import ensure_required_topics
 from streams.settings import Settings
 
 STOP_GRACE_S = 20.0
@@ -98,11 +97,7 @@ class Stack:
             say(f"starting Apache Kafka {s.kafka_version} on {s.kafka_bootstrap} ...")
             broker.start(detach=True)
             self.broker = broker
-        flows = load_flows(s.flows)
-        specs = topics.ALL_TOPICS + tuple(topics.TopicSpec(t) for t in flow_topics(flows))
-        created, _ = asyncio.run(
-            ensure_topics(s.kafka_bootstrap, specs, s.partitions, s.replication_factor)
-        )
+        created, _ = asyncio.run(ensure_required_topics(s, load_flows(s.flows)))
         if created:
             say(f"created {len(created)} topics")
         env = dict(os.environ)

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import pytest
 
-from streams.admin import ensure_topics
 from streams.broker import jars
 from streams.broker.process import BrokerConfig, EmbeddedBroker, free_port
 from streams.errors import BrokerError
+from streams.kafka import KafkaConnection, ensure_topics
 from streams.settings import Settings
 from streams.topics import TopicSpec
 
@@ -93,7 +93,7 @@ async def make_topics(
     """Create ``names`` (idempotently) with ``partitions`` each; return the names."""
     wanted = list(names)
     specs = [TopicSpec(name, compacted=compacted) for name in wanted]
-    await ensure_topics(bootstrap, specs, partitions, replication_factor=1)
+    await ensure_topics(KafkaConnection(bootstrap), specs, partitions, replication_factor=1)
     return wanted
 
 

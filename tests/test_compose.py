@@ -7,8 +7,9 @@ from typing import Any
 
 import yaml
 
+from streams.flows.config import load_flows
 from streams.settings import Settings
-from streams.topics import ALL_TOPICS
+from streams.topics import required_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,9 @@ def test_kafka_image_is_the_version_the_code_runs() -> None:
 
 def test_listed_topics_are_the_codes_topics() -> None:
     listed = _compose()["x-freshness-topics"]
-    expected = [s.name + (" (compacted)" if s.compacted else "") for s in ALL_TOPICS]
+    app_id = Settings.model_fields["app_id"].default
+    specs = required_topics(load_flows(None), app_id)
+    expected = [s.name + (" (compacted)" if s.compacted else "") for s in specs]
     assert listed == expected
 
 

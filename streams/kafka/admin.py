@@ -1,8 +1,9 @@
 """Topic administration: make sure every topic the monitor needs exists.
 
-:func:`ensure_topics` is the one reusable entry point (the CLI, the worker and the tests call
-it). It is idempotent: a topic that already exists is reported, never altered, so running it
-against a live cluster is safe.
+:func:`ensure_topics` is the one reusable entry point (the CLI, the worker, ``freshness up``
+and the tests call it, with :func:`streams.topics.required_topics`). It is idempotent: a
+topic that already exists is reported, never altered, so running it against a live cluster
+is safe.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from aiokafka.admin import NewTopic
+
+from streams.core.model import Flow
 from streams.errors import BrokerError
+from streams.flows.config import load_flows
+from streams.kafka.clients import KafkaConnection, connection, new_admin
 from streams.settings import Settings
-from streams.topics import ALL_TOPICS, TopicSpec
+from streams.topics import TopicSpec, required_topics
 
 TOPIC_ALREADY_EXISTS = 36
 REQUEST_TIMEOUT_MS = 30_000
@@ -26,7 +32,7 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
 
 
 async def ensure_topics(
-    bootstrap: str,
+    kafka: Settings | KafkaConnection,
     specs: Iterable[TopicSpec],
     partitions: int,
     replication_factor: int,
@@ -34,13 +40,13 @@ async def ensure_topics(
     """Create each topic of ``specs`` that does not exist; return ``(created, existing)``.
 
     Idempotent and safe to race with another creator (an "already exists" answer counts as
-    existing). Existing topics are left as they are, whatever their partition count. Raises
-    :class:`BrokerError` when the cluster cannot be reached or refuses a creation.
+    existing). Existing topics are left as they are, whatever their partition count. Returns
+    once every created topic has a leader on every partition. Raises :class:`BrokerError`
+    when the cluster cannot be reached or refuses a creation.
     """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
+    bootstrap = connection(kafka).bootstrap
     wanted = _dedupe(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    admin = new_admin(kafka, request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         await asyncio.wait_for(admin.start(), REQUEST_TIMEOUT_MS / 1000)
     except Exception as exc:
@@ -124,19 +130,24 @@ def _check_created(topic_errors: Sequence[Sequence[Any]]) -> tuple[list[str], li
     return created, raced
 
 
+async def ensure_required_topics(
+    settings: Settings, flows: Sequence[Flow]
+) -> tuple[list[str], list[str]]:
+    """:func:`ensure_topics` of :func:`~streams.topics.required_topics` for ``flows`` and the
+    configured app id, partition count and replication factor: what ``freshness topics
+    create``, ``freshness worker`` and ``freshness up`` each make."""
+    specs = required_topics(flows, settings.app_id)
+    return await ensure_topics(settings, specs, settings.partitions, settings.replication_factor)
+
+
 def run_create(settings: Settings) -> int:
-    """``freshness topics create``: every topic of :data:`streams.topics.ALL_TOPICS`."""
-    created, existing = asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap,
-            ALL_TOPICS,
-            settings.partitions,
-            settings.replication_factor,
-        )
-    )
-    specs = {s.name: s for s in ALL_TOPICS}
+    """``freshness topics create``: every topic of :func:`ensure_required_topics` for the
+    configured flows (``FRESHNESS_FLOWS``)."""
+    flows = load_flows(settings.flows)
+    compacted = {s.name for s in required_topics(flows, settings.app_id) if s.compacted}
+    created, existing = asyncio.run(ensure_required_topics(settings, flows))
     for name in created:
-        note = " (compacted)" if specs[name].compacted else ""
+        note = " (compacted)" if name in compacted else ""
         print(f"created {name}: {settings.partitions} partitions{note}")
     for name in existing:
         print(f"found   {name}")

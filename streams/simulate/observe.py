@@ -15,7 +15,11 @@ deadline, whichever is first (then it says the monitor had not caught up):
   gauge reports ``monitor_lag_ms == 0``;
 * no new record of this run has arrived for ``--settle`` seconds.
 
-Exit status: 0 when every precision and recall is 1.000, 1 otherwise, 2 on bad input.
+Kafka errors: a retriable one (a broker restarting, a leader moving) reconnects and reads
+again; any other stops ``score`` with one line naming it.
+
+Exit status: 0 when every precision and recall is 1.000, 1 otherwise, 2 on bad input or
+when Kafka refuses (missing output topics, an error retrying cannot fix).
 """
 
 from __future__ import annotations
@@ -25,12 +29,24 @@ import asyncio
 import base64
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from streams import topics
+from streams.errors import BrokerError, FreshnessError
+from streams.kafka import (
+    KafkaConnection,
+    connection,
+    fatal,
+    new_consumer,
+    offsets_for_time,
+    partition_list,
+    retriable,
+    topic_partitions,
+)
 from streams.settings import Settings
 from streams.simulate.score import Observed, score
 from streams.simulate.truth import Truth, read_truth
@@ -100,85 +116,140 @@ class OutputReader:
         return set(self.truth.flows) <= flows and all(g["monitor_lag_ms"] == 0 for g in fresh)
 
 
-async def read_outputs(
-    bootstrap: str, truth: Truth, *, wait_s: float, settle_s: float, log: Any = None
-) -> tuple[OutputReader, list[str]]:
-    """Read until the monitor has caught up (see the module docstring) or time runs out."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+OUTPUT_TOPICS = (topics.BREACHES, topics.MEASUREMENTS, topics.QUARANTINE, topics.STATS)
+RETRY_S = 1.0
 
+
+@dataclass(slots=True)
+class Judging:
+    """When to judge: the stopping rule of the module docstring, over wall time (ms)."""
+
+    due: int
+    """The last expected deadline plus the margin (or the start of scoring)."""
+    give_up: int
+    settle_ms: int
+    began: int
+    last_size: int = -1
+    last_change: int = 0
+    last_log: int = 0
+
+    @classmethod
+    def of(cls, truth: Truth, wait_s: float, settle_s: float, began: int) -> Judging:
+        waits = [s.deadline for s in truth.starts if s.outcome in ("overdue", "lost")]
+        due = max([began, *waits]) + DEADLINE_MARGIN_MS
+        settle_ms = int(settle_s * 1000)
+        give_up = due + int(wait_s * 1000)
+        return cls(due, give_up, settle_ms, began, last_change=began, last_log=began)
+
+    def settled(self, size: int, t: int) -> bool:
+        """No new record for the settle time (``size`` is how many records are held)."""
+        if size != self.last_size:
+            self.last_size, self.last_change = size, t
+        return t - self.last_change >= self.settle_ms
+
+
+async def read_outputs(
+    kafka: Settings | KafkaConnection,
+    truth: Truth,
+    *,
+    wait_s: float,
+    settle_s: float,
+    log: Any = None,
+) -> tuple[OutputReader, list[str]]:
+    """Read until the monitor has caught up (see the module docstring) or time runs out.
+
+    A retriable Kafka error (a broker restarting, a leader moving) reconnects after
+    :data:`RETRY_S` and reads again from the run's start (:class:`OutputReader` is
+    idempotent for records read again in order) until the give-up time; any other error
+    raises :class:`~streams.kafka.KafkaFatalError`.
+    """
     reader = OutputReader(truth)
-    notes: list[str] = []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    judging = Judging.of(truth, wait_s, settle_s, now_ms())
+    while True:
+        try:
+            return reader, await _read(kafka, reader, judging, log)
+        except FreshnessError:
+            raise
+        except Exception as exc:
+            if not retriable(exc):
+                raise fatal(exc, "freshness score") from exc
+            if now_ms() >= judging.give_up:
+                return reader, [f"judged while Kafka was unreachable ({type(exc).__name__})"]
+            if log is not None:
+                print(f"score: Kafka: {type(exc).__name__}: {exc}; retrying", file=log)
+        await asyncio.sleep(RETRY_S)
+
+
+async def _read(
+    kafka: Settings | KafkaConnection, reader: OutputReader, judging: Judging, log: Any
+) -> list[str]:
+    """One connection's worth of :func:`read_outputs`: the notes once it is time to judge."""
+    consumer = new_consumer(
+        kafka,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     await consumer.start()
     try:
-        # aiokafka has no public call that returns another topic's partitions unsubscribed.
-        cluster = await consumer._client.fetch_all_metadata()
-        names = (topics.BREACHES, topics.MEASUREMENTS, topics.QUARANTINE, topics.STATS)
-        tps = [
-            TopicPartition(t, p)
-            for t in names
-            for p in sorted(cluster.partitions_for_topic(t) or ())
-        ]
-        if not tps:
-            raise RuntimeError("no output topics found (run freshness topics create)")
-        consumer.assign(tps)
-        since = int(truth.header["started_at"]) - SEEK_BEFORE_MS
-        found = await consumer.offsets_for_times(dict.fromkeys(tps, since))
-        for tp in tps:
-            hit = found.get(tp)
-            if hit is None:
-                await consumer.seek_to_end(tp)
-            else:
-                consumer.seek(tp, hit.offset)
-        began = now_ms()
-        waits = [s.deadline for s in truth.starts if s.outcome in ("overdue", "lost")]
-        due = max([began, *waits]) + DEADLINE_MARGIN_MS
-        give_up = due + int(wait_s * 1000)
-        last_size, last_change, last_log = -1, began, began
+        await _seek_to_run(consumer, kafka, int(reader.truth.header["started_at"]))
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=50_000)
             for tp, msgs in batches.items():
                 for m in msgs:
                     reader.add(tp.topic, m.key, m.value, m.timestamp)
-            t = now_ms()
-            if reader.obs.size() != last_size:
-                last_size, last_change = reader.obs.size(), t
-            caught = reader.caught_up(began)
-            if t >= due and caught and t - last_change >= settle_s * 1000:
-                break
-            if t >= give_up:
-                notes.append(
-                    f"judged after waiting {wait_s:g} s past the last deadline: "
-                    + ("monitor caught up" if caught else "the monitor had NOT caught up")
-                    + (", records still arriving" if t - last_change < settle_s * 1000 else "")
-                )
-                break
-            if log is not None and t - last_log >= 5_000:
-                last_log = t
-                print(
-                    f"score: waiting ({len(reader.obs.breaches)} breaches, "
-                    f"{len(reader.obs.measurements)} measurements, "
-                    f"{len(reader.obs.quarantine)} quarantined; caught up: {caught}; "
-                    f"deadlines pass in {max(0, due - t) / 1000:.0f} s)",
-                    file=log,
-                )
+            notes = _verdict(reader, judging, now_ms(), log)
+            if notes is not None:
+                return notes
     finally:
         await consumer.stop()
-    return reader, notes
+
+
+async def _seek_to_run(consumer: Any, kafka: Settings | KafkaConnection, started_at: int) -> None:
+    """Assign every partition of the output topics at :data:`SEEK_BEFORE_MS` before the run."""
+    parts = await topic_partitions(consumer, OUTPUT_TOPICS)
+    missing = [t for t, ps in parts.items() if not ps]
+    if missing:
+        raise BrokerError(
+            f"output topics {', '.join(missing)} do not exist on {connection(kafka).bootstrap}; "
+            "run `freshness topics create` and a worker, then score again"
+        )
+    tps = partition_list(parts)
+    consumer.assign(tps)
+    for tp, offset in (await offsets_for_time(consumer, tps, started_at - SEEK_BEFORE_MS)).items():
+        consumer.seek(tp, offset)
+
+
+def _verdict(reader: OutputReader, judging: Judging, t: int, log: Any) -> list[str] | None:
+    """The notes to judge with once it is time (``[]``: all conditions hold), else None."""
+    settled = judging.settled(reader.obs.size(), t)
+    caught = reader.caught_up(judging.began)
+    if t >= judging.due and caught and settled:
+        return []
+    if t >= judging.give_up:
+        return [
+            f"judged after waiting {(judging.give_up - judging.due) / 1000:g} s past the last "
+            "deadline: "
+            + ("monitor caught up" if caught else "the monitor had NOT caught up")
+            + ("" if settled else ", records still arriving")
+        ]
+    if log is not None and t - judging.last_log >= 5_000:
+        judging.last_log = t
+        print(
+            f"score: waiting ({len(reader.obs.breaches)} breaches, "
+            f"{len(reader.obs.measurements)} measurements, "
+            f"{len(reader.obs.quarantine)} quarantined; caught up: {caught}; "
+            f"deadlines pass in {max(0, judging.due - t) / 1000:.0f} s)",
+            file=log,
+        )
+    return None
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of ``freshness score``."""
     truth = read_truth(args.truth)
     reader, notes = asyncio.run(
-        read_outputs(
-            settings.kafka_bootstrap, truth, wait_s=args.wait, settle_s=args.settle, log=sys.stderr
-        )
+        read_outputs(settings, truth, wait_s=args.wait, settle_s=args.settle, log=sys.stderr)
     )
     report = score(truth, reader.obs, now_ms())
     report.notes.extend(notes)

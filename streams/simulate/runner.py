@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from streams.flows.config import flow_topics, load_flows, parse_duration
+from streams.kafka import KafkaConnection, new_producer
 from streams.settings import Settings
 from streams.simulate.scheduler import Position, RunStats, Scheduler, WallClock
 from streams.simulate.traffic import Fractions, Planner, TrafficConfig
@@ -32,12 +33,8 @@ PROGRESS_LOG_S = 10.0
 class KafkaSink:
     """The aiokafka producer as a :class:`~streams.simulate.scheduler.Sink`."""
 
-    def __init__(self, bootstrap: str) -> None:
-        from aiokafka import AIOKafkaProducer
-
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, linger_ms=1, max_request_size=4 * 1024 * 1024
-        )
+    def __init__(self, kafka: Settings | KafkaConnection) -> None:
+        self.producer = new_producer(kafka, linger_ms=1, max_request_size=4 * 1024 * 1024)
 
     async def start(self, topic_names: tuple[str, ...] = ()) -> None:
         """Connect, and load the metadata of ``topic_names`` so no first send waits for it."""
@@ -87,14 +84,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"freshness simulate: {exc}", file=sys.stderr)
         return 2
     truth_path: Path = args.truth or Path(f"simulate-{run_id}.truth.jsonl")
-    return asyncio.run(_main(cfg, settings.kafka_bootstrap, duration_ms, truth_path))
+    return asyncio.run(_main(cfg, settings, duration_ms, truth_path))
 
 
 async def _main(
-    cfg: TrafficConfig, bootstrap: str, duration_ms: int | None, truth_path: Path
+    cfg: TrafficConfig, kafka: Settings | KafkaConnection, duration_ms: int | None, truth_path: Path
 ) -> int:
     clock = WallClock()
-    sink = KafkaSink(bootstrap)
+    sink = KafkaSink(kafka)
     await sink.start(flow_topics(cfg.flows))
     truth = TruthWriter(truth_path)
     start = clock.now_ms()

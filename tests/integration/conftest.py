@@ -20,12 +20,18 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import topics
-from streams.admin import ensure_topics
 from streams.broker.process import EmbeddedBroker, free_port
-from streams.flows.config import flow_topics, load_flows
+from streams.flows.config import load_flows
+from streams.kafka import (
+    KafkaConnection,
+    ensure_topics,
+    new_consumer,
+    new_producer,
+    partition_list,
+    topic_partitions,
+)
 from streams.up import Child
 
 READY_MARK = "Ready"
@@ -113,24 +119,23 @@ class OutputReader:
     tombstones: list[tuple[int, bytes]] = field(default_factory=list)
     """Breach tombstones: (number of breach records read before it, key)."""
     """Latest stats window record per key."""
-    _consumer: AIOKafkaConsumer | None = None
+    _consumer: Any = None
 
-    async def _ensure(self) -> AIOKafkaConsumer:
+    async def _ensure(self) -> Any:
         if self._consumer is None:
-            c = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+            c = new_consumer(
+                KafkaConnection(self.bootstrap),
                 enable_auto_commit=False,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
             )
             await c.start()
-            cluster = await c._client.fetch_all_metadata()
-            tps = []
-            for t in (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topics.STATS):
-                parts = cluster.partitions_for_topic(t)
-                if not parts:
-                    await c.stop()
-                    pytest.fail(f"output topic {t} has no partitions")
-                tps += [TopicPartition(t, p) for p in parts]
+            names = (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topics.STATS)
+            parts = await topic_partitions(c, names)
+            missing = [t for t, ps in parts.items() if not ps]
+            if missing:
+                await c.stop()
+                pytest.fail(f"output topics {missing} have no partitions")
+            tps = partition_list(parts)
             c.assign(tps)
             await c.seek_to_beginning(*tps)
             self._consumer = c
@@ -203,7 +208,7 @@ async def produce(
     bootstrap: str, records: list[tuple[str, bytes, bytes | None]]
 ) -> list[tuple[str, int, int]]:
     """Send ``records`` in order; return where each landed (topic, partition, offset)."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+    p = new_producer(KafkaConnection(bootstrap), linger_ms=5, max_request_size=4 * 1024 * 1024)
     await p.start()
     try:
         futs = [await p.send(t, v, key=k) for t, k, v in records]
@@ -232,15 +237,21 @@ def own_broker(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def funnel_topics(own_broker: str) -> str:
-    specs = topics.ALL_TOPICS + tuple(topics.TopicSpec(t) for t in flow_topics(load_flows(None)))
-    await ensure_topics(own_broker, specs, 8, 1)
-    return own_broker
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def default_app_id(prefix: str) -> str:
+    """The app id of the workers a test starts unless it names another."""
+    return f"app-{prefix}"
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
+async def funnel_topics(own_broker: str, prefix: str) -> str:
+    """``own_broker`` with every topic the default flows and the default app id need."""
+    specs = topics.required_topics(load_flows(None), default_app_id(prefix))
+    await ensure_topics(KafkaConnection(own_broker), specs, 8, 1)
+    return own_broker
 
 
 @pytest.fixture
@@ -256,7 +267,8 @@ def workers(
         app_id: str | None = None,
         wait: bool = True,
     ) -> WorkerProcess:
-        w = WorkerProcess(funnel_topics, tmp_path, app_id or f"app-{prefix}", worker_id, flows)
+        app = app_id or default_app_id(prefix)
+        w = WorkerProcess(funnel_topics, tmp_path, app, worker_id, flows)
         started.append(w)
         w.start(wait=wait)
         return w

@@ -6,13 +6,19 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.admin import ensure_topics
-from streams.topics import ALL_TOPICS, TopicSpec
+from streams.flows.config import load_flows
+from streams.kafka import KafkaConnection, ensure_topics, new_admin
+from streams.settings import Settings
+from streams.topics import TopicSpec, required_topics
+
+DEFAULT_TOPICS = required_topics(load_flows(None), Settings.model_fields["app_id"].default)
+"""What ``topics create`` makes with the default flows and app id."""
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -21,7 +27,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 async def _describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], dict[str, str]]:
     """Partition count and cleanup.policy of each topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = new_admin(KafkaConnection(bootstrap))
     await admin.start()
     try:
         described = await admin.describe_topics(names)
@@ -33,7 +39,7 @@ async def _describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], d
     policy: dict[str, str] = {}
     for response in configs:
         for _code, _msg, _type, name, entries in response.resources:
-            policy[name] = next(e[1] for e in entries if e[0] == "cleanup.policy")
+            policy[name] = next((e[1] for e in entries if e[0] == "cleanup.policy"), "")
     return partitions, policy
 
 
@@ -43,9 +49,10 @@ async def test_ensure_topics_is_idempotent_and_compacts(
     plain, compacted = unique_topic("plain"), unique_topic("compacted")
     specs = [TopicSpec(plain), TopicSpec(compacted, compacted=True)]
 
-    created, existing = await ensure_topics(kafka_bootstrap, specs, 3, 1)
+    conn = KafkaConnection(kafka_bootstrap)
+    created, existing = await ensure_topics(conn, specs, 3, 1)
     assert (sorted(created), existing) == (sorted([plain, compacted]), [])
-    again = await ensure_topics(kafka_bootstrap, specs, 5, 1)
+    again = await ensure_topics(conn, specs, 5, 1)
     assert again == ([], [plain, compacted])
 
     partitions, policy = await _describe(kafka_bootstrap, [plain, compacted])
@@ -55,18 +62,52 @@ async def test_ensure_topics_is_idempotent_and_compacts(
 
 async def test_cli_creates_every_topic_of_the_design(kafka_bootstrap: str) -> None:
     env = {**os.environ, "FRESHNESS_KAFKA_BOOTSTRAP": kafka_bootstrap, "FRESHNESS_PARTITIONS": "2"}
+    env.pop("FRESHNESS_FLOWS", None)
+    env.pop("FRESHNESS_APP_ID", None)
     cmd = [sys.executable, "-m", "streams.cli", "topics", "create"]
     first = await asyncio.to_thread(_run, cmd, env)
     assert first.returncode == 0, first.stderr
     second = await asyncio.to_thread(_run, cmd, env)
     assert second.returncode == 0, second.stderr
-    assert f"0 created, {len(ALL_TOPICS)} already present" in second.stdout
-    for spec in ALL_TOPICS:
+    assert f"0 created, {len(DEFAULT_TOPICS)} already present" in second.stdout
+    for spec in DEFAULT_TOPICS:
         assert spec.name in first.stdout + second.stdout
 
-    names = [s.name for s in ALL_TOPICS]
+    names = [s.name for s in DEFAULT_TOPICS]
     partitions, policy = await _describe(kafka_bootstrap, names)
-    assert set(partitions) == set(names)
+    assert partitions == dict.fromkeys(names, 2)
     assert {n for n, p in policy.items() if p == "compact"} >= {
-        s.name for s in ALL_TOPICS if s.compacted
+        s.name for s in DEFAULT_TOPICS if s.compacted
     }
+
+
+ORDERS_FLOWS = """\
+flows:
+  - name: order_to_invoice
+    start: {topic: shop.order.placed, key: order_id}
+    completion: {topic: billing.invoice.sent, key: order_id}
+    target: 30s
+"""
+
+
+async def test_cli_creates_the_topics_of_custom_flows_and_the_app_ids_internal_topic(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """With ``FRESHNESS_FLOWS`` naming topics outside the default list, ``topics create``
+    makes exactly what the worker needs: those topics, the outputs, ``<app id>-flow-events``."""
+    flows_file = tmp_path / "flows.yaml"
+    flows_file.write_text(ORDERS_FLOWS)
+    app_id = f"custom-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "FRESHNESS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "FRESHNESS_FLOWS": str(flows_file),
+        "FRESHNESS_APP_ID": app_id,
+        "FRESHNESS_PARTITIONS": "2",
+    }
+    cmd = [sys.executable, "-m", "streams.cli", "topics", "create"]
+    done = await asyncio.to_thread(_run, cmd, env)
+    assert done.returncode == 0, done.stderr
+    wanted = ["shop.order.placed", "billing.invoice.sent", f"{app_id}-flow-events"]
+    partitions, _ = await _describe(kafka_bootstrap, wanted)
+    assert partitions == dict.fromkeys(wanted, 2)
