@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-import httpx
+import orjson
 
 from streams.broker.commands import broker_for
 from streams.broker.process import EmbeddedBroker, answers
@@ -31,6 +33,7 @@ from streams.kafka.admin import ensure_required_topics
 from streams.settings import Settings
 
 STOP_GRACE_S = 20.0
+API_TIMEOUT_S = 2.0
 DEMO_FAULTS = (
     *("--late", "0.03", "--missing", "0.01", "--duplicate", "0.01"),
     *("--out-of-order", "0.01", "--skew", "0.005", "--malformed", "0.005"),
@@ -176,23 +179,34 @@ def _show(text: str, tty: bool) -> None:
     say("\x1b[H\x1b[2J" + text if tty else text + "\n")
 
 
+def fetch_flows(api_url: str, token: str | None) -> tuple[Mapping[str, Any] | None, str]:
+    """``GET /v1/flows`` (standard library only: ``freshness up`` runs from a plain install)
+    as ``(view, problem)``: the view, or None and why there is none yet."""
+    request = urllib.request.Request(f"{api_url}/v1/flows")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT_S) as response:
+            view: Mapping[str, Any] = orjson.loads(response.read())
+            return view, ""
+    except (OSError, HTTPException, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        return None, f"waiting for the API: {type(exc).__name__}"
+
+
 def watch(stack: Stack, duration_s: float | None, interval_s: float = 1.0) -> None:
     tty = sys.stdout.isatty()
     every = interval_s if tty else max(interval_s, 10.0)
     ends = None if duration_s is None else time.monotonic() + duration_s
-    with httpx.Client(timeout=2.0) as client:
-        while ends is None or time.monotonic() < ends:
-            dead = stack.dead()
-            if dead:
-                names = ", ".join(f"{c.name} (see {c.log})" for c in dead)
-                raise SystemExit(f"freshness up: {names} stopped unexpectedly")
-            view, problem = None, ""
-            try:
-                view = client.get(f"{stack.api_url}/v1/flows").json()
-            except (httpx.HTTPError, ValueError) as exc:
-                problem = f"waiting for the API: {type(exc).__name__}"
-            _show(render(view, stack.api_url, problem), tty)
-            time.sleep(every)
+    secret = stack.settings.api_token
+    token = None if secret is None else secret.get_secret_value()
+    while ends is None or time.monotonic() < ends:
+        dead = stack.dead()
+        if dead:
+            names = ", ".join(f"{c.name} (see {c.log})" for c in dead)
+            raise SystemExit(f"freshness up: {names} stopped unexpectedly")
+        view, problem = fetch_flows(stack.api_url, token)
+        _show(render(view, stack.api_url, problem), tty)
+        time.sleep(every)
 
 
 def run(settings: Settings, rate: float, duration_s: float | None, simulate: bool) -> int:
