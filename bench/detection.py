@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import random
 import sys
 import tempfile
@@ -48,23 +47,25 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from throughput import (
-    _EXTRA,
     ROOT,
     WORKER_OUTPUTS,
-    Proc,
     _consumer,
     _env,
-    _set,
     _tps,
     broker,
+    check,
     machine,
     make_topics,
+    thread_cpu,
+    worker_child,
 )
 
 from streams import kafka, topics
 from streams.core.model import Flow
 from streams.flows.config import flow_topics, load_flows
 from streams.kafka import KafkaConnection
+from streams.simulate.percentile import percentile
+from streams.testing.records import valid_record
 
 RESULT = ROOT / "bench" / "results" / "detection.json"
 SHORT_FLOWS = ("lead_to_posthog", "payment_to_posthog")
@@ -108,13 +109,7 @@ def plan(flows: Sequence[Flow], rate: float, seconds: float, missing: float, see
 def record(p: Planned, at_ms: int) -> tuple[str, bytes, bytes]:
     flow = p.flow
     topic = flow.start_topic if p.side == "start" else flow.end_topic
-    rec: dict[str, object] = {"event_id": f"{p.key}-{p.side[0]}"}
-    _set(rec, flow.start_key if p.side == "start" else flow.end_key, p.key)
-    _set(rec, flow.start_time if p.side == "start" else flow.end_time, at_ms)
-    filt = flow.end_filter
-    if p.side == "end" and filt is not None and filt.op == "==":
-        _set(rec, filt.path, filt.value)
-    rec.update(_EXTRA.get(topic, {}))
+    rec = valid_record(flow, p.side, p.key, f"{p.key}-{p.side[0]}", at_ms)
     return topic, p.key.encode(), orjson.dumps(rec)
 
 
@@ -184,20 +179,11 @@ class BreachWatcher:
         return len(fresh) == flows * partitions and all(g["monitor_lag_ms"] == 0 for g in fresh)
 
 
-def pct(values: list[int], q: float) -> int | None:
-    """Nearest-rank percentile."""
-    if not values:
-        return None
-    s = sorted(values)
-    rank = max(1, math.ceil(q * len(s) - 1e-9))
-    return s[min(rank, len(s)) - 1]
-
-
 def summary(values: list[int]) -> dict[str, Any]:
     return {
         "n": len(values),
-        "p50": pct(values, 0.50),
-        "p99": pct(values, 0.99),
+        "p50": percentile(values, 0.50),
+        "p99": percentile(values, 0.99),
         "max": max(values) if values else None,
         "min": min(values) if values else None,
     }
@@ -207,10 +193,12 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
     flows = load_flows(None)
     await make_topics(bootstrap, [*flow_topics(flows), *WORKER_OUTPUTS])
     app_id = f"bench-detect-{uuid.uuid4().hex[:8]}"
-    worker = Proc(
+    worker = worker_child(
+        "worker",
         [sys.executable, "-m", "streams.cli", "worker"],
         _env(bootstrap, home, app_id),
         home / f"{app_id}.log",
+        cwd=ROOT,
     )
     watcher = BreachWatcher(bootstrap)
     ready = asyncio.Event()
@@ -221,7 +209,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
     try:
         deadline = time.monotonic() + 120
         while not watcher.caught_up(since, len(flows)):
-            worker.check()
+            check(worker)
             if time.monotonic() > deadline:
                 raise SystemExit(f"the worker did not catch up in 120 s (see {worker.log})")
             await asyncio.sleep(0.5)
@@ -232,9 +220,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
         targets = {f.name: f.target_ms for f in flows}
         last_deadline = max(started_at[i] + targets[i.split(":")[0]] for i in never)
         while time.time_ns() // 1_000_000 < last_deadline + 5_000:
-            worker.check()
+            check(worker)
             await asyncio.sleep(0.5)
-        cpu = worker.thread_cpu()
+        cpu = thread_cpu(worker)
     finally:
         watcher.stop.set()
         await watch

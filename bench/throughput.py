@@ -53,15 +53,12 @@ import cProfile
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +73,8 @@ from streams import kafka, topics  # noqa: E402  (after the sys.path fix for `py
 from streams.core.model import Flow  # noqa: E402
 from streams.flows.config import flow_topics, load_flows  # noqa: E402
 from streams.kafka import KafkaConnection  # noqa: E402
+from streams.process import Child  # noqa: E402
+from streams.testing.records import valid_record  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "throughput.json"
 SCRIPT = Path(__file__).resolve()
@@ -85,11 +84,6 @@ WORKER_OUTPUTS = (topics.MEASUREMENTS, topics.BREACHES, topics.QUARANTINE, topic
 LEGACY_FLOW_EVENTS = "freshness.flow-events"
 """The one flow-events topic of workers before it was named after the app id: an
 ``--other-src`` tree that old shares it, so it is emptied before each of its runs."""
-_EXTRA: dict[str, dict[str, object]] = {
-    "funnel.dlq.entry_created": {"queue": "billing"},
-    "funnel.dlq.retry_attempted": {"attempt": 1},
-    "funnel.notification.acknowledged": {"channel": "email"},
-}
 
 
 # -- broker ------------------------------------------------------------------------------
@@ -123,15 +117,6 @@ def broker(bootstrap: str | None, home: Path) -> Iterator[tuple[str, str]]:
 # -- input -------------------------------------------------------------------------------
 
 
-def _set(obj: dict[str, object], path: tuple[str, ...], value: object) -> None:
-    cur = obj
-    for part in path[:-1]:
-        nxt = cur.setdefault(part, {})
-        assert isinstance(nxt, dict)
-        cur = nxt
-    cur[path[-1]] = value
-
-
 def funnel_records(
     flows: Sequence[Flow], n_events: int, now: int, seed: int = 11
 ) -> list[tuple[str, bytes, bytes]]:
@@ -149,14 +134,8 @@ def funnel_records(
         done = started + rng.randrange(min(flow.target_ms // 2, 3_000))
         for side, at, order in (("start", started, 0), ("end", done, 1)):
             topic = flow.start_topic if side == "start" else flow.end_topic
-            rec: dict[str, object] = {"event_id": f"{key}-{side[0]}"}
-            _set(rec, flow.start_key if side == "start" else flow.end_key, key)
-            _set(rec, flow.start_time if side == "start" else flow.end_time, at)
-            filt = flow.end_filter
-            if side == "end" and filt is not None and filt.op == "==":
-                _set(rec, filt.path, filt.value)
-            rec.update(_EXTRA.get(topic, {}))
-            rec["payload"] = {"source": "bench", "n": i}
+            payload = {"source": "bench", "n": i}
+            rec = valid_record(flow, side, key, f"{key}-{side[0]}", at, payload=payload)
             out.append((at, order, topic, key.encode(), orjson.dumps(rec)))
     out.sort()
     return [(t, k, v) for _, _, t, k, v in out]
@@ -305,57 +284,34 @@ async def run_bare(bootstrap: str, inputs: Sequence[str], n: int) -> dict[str, A
 # -- subprocess workers ------------------------------------------------------------------
 
 
-@dataclass
-class Proc:
-    args: list[str]
-    env: dict[str, str]
-    log: Path
-    cwd: Path = ROOT
-    proc: subprocess.Popen[bytes] | None = None
-    samples: list[dict[str, float]] = field(default_factory=list)
+def worker_child(name: str, args: list[str], env: dict[str, str], log: Path, **kw: Any) -> Child:
+    """A benchmark subprocess: a :class:`~streams.process.Child` with a minute to stop."""
+    return Child(name, args, log, env, stop_grace_s=60.0, **kw)
 
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.args,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.cwd,
-            )
 
-    def check(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-            raise SystemExit(f"{self.args} exited with {self.proc.returncode}:\n{tail}")
+def check(child: Child) -> None:
+    """Stop the benchmark if ``child`` has exited (a run without its worker is void)."""
+    failure = child.failure()
+    if failure is not None:
+        raise SystemExit(failure)
 
-    def thread_cpu(self) -> dict[str, float]:
-        """CPU seconds per thread name of the process (from /proc)."""
-        assert self.proc is not None
-        out: dict[str, float] = {}
-        tick = os.sysconf("SC_CLK_TCK")
-        with contextlib.suppress(OSError):
-            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
-                with contextlib.suppress(OSError):
-                    stat = Path(f"/proc/{self.proc.pid}/task/{tid}/stat").read_text()
-                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-                    fields = stat[stat.rindex(")") + 2 :].split()
-                    cpu = (int(fields[11]) + int(fields[12])) / tick
-                    key = name if name not in out else f"{name}#{tid}"
-                    out[key] = cpu
-        return out
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+def thread_cpu(child: Child) -> dict[str, float]:
+    """CPU seconds per thread name of the child process (from /proc)."""
+    assert child.proc is not None
+    pid = child.proc.pid
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2 :].split()
+                cpu = (int(fields[11]) + int(fields[12])) / tick
+                key = name if name not in out else f"{name}#{tid}"
+                out[key] = cpu
+    return out
 
 
 def _env(bootstrap: str, home: Path, app_id: str) -> dict[str, str]:
@@ -409,16 +365,18 @@ def naive_main() -> None:
 async def run_naive(bootstrap: str, home: Path, n: int, timeout_s: float) -> dict[str, Any]:
     app_id = f"bench-naive-{uuid.uuid4().hex[:8]}"
     changelog = f"{app_id}-naive-changelog"
-    proc = Proc(
+    proc = worker_child(
+        "(b) naive Faust worker",
         [sys.executable, str(SCRIPT), "_naive"],
         _env(bootstrap, home, app_id),
         home / f"{app_id}.log",
+        cwd=ROOT,
     )
     proc.start()
     try:
         deadline = time.monotonic() + timeout_s
         while True:
-            proc.check()
+            check(proc)
             with contextlib.suppress(Exception):
                 if sum((await end_offsets(bootstrap, [changelog])).values()) >= n:
                     break
@@ -465,26 +423,27 @@ async def run_worker(
     env = _env(bootstrap, home, app_id)
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    proc = Proc(args, env, home / f"{app_id}.log", cwd=src or ROOT)
+    proc = worker_child("(c) worker", args, env, home / f"{app_id}.log", cwd=src or ROOT)
     input_ends = await end_offsets(bootstrap, inputs)
     input_tps = [tp for tp in input_ends if input_ends[tp] > 0]
     proc.start()
     t_measured = t_committed = None
     cpu_samples: list[tuple[float, float]] = []
+    thread_samples: list[dict[str, float]] = []
     try:
         deadline = time.monotonic() + timeout_s
         while t_measured is None or t_committed is None:
-            proc.check()
+            check(proc)
             if time.monotonic() > deadline:
                 raise SystemExit(f"(c) not done in {timeout_s}s (see {proc.log})")
             await asyncio.sleep(0.25)
-            cpu_samples.append((time.time(), sum(proc.thread_cpu().values())))
+            cpu_samples.append((time.time(), sum(thread_cpu(proc).values())))
             if t_measured is None:
                 with contextlib.suppress(Exception):
                     got = sum((await end_offsets(bootstrap, [topics.MEASUREMENTS])).values())
                     if got >= expected:
                         t_measured = time.time()
-                        proc.samples.append(proc.thread_cpu())
+                        thread_samples.append(thread_cpu(proc))
             if t_committed is None:
                 with contextlib.suppress(Exception):
                     # the worker reads its inputs in the group "<app id>-ingest"
@@ -523,8 +482,8 @@ async def run_worker(
             max(0.0, (t_committed or 0) - last / 1000), 2
         ),
     }
-    if proc.samples:
-        result["thread_cpu_s"] = proc.samples[-1]
+    if thread_samples:
+        result["thread_cpu_s"] = thread_samples[-1]
     busy = _interpolate(cpu_samples, last / 1000) - _interpolate(cpu_samples, first / 1000)
     # CPU of the worker process (all threads) between the first and the last output, per
     # input event (interpolated from samples taken every ~0.3 s)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -30,51 +29,15 @@ from streams.broker.commands import broker_for
 from streams.broker.process import EmbeddedBroker, answers
 from streams.flows.config import load_flows
 from streams.kafka.admin import ensure_required_topics
+from streams.process import Child as Child  # re-exported for older importers
 from streams.settings import Settings
 
-STOP_GRACE_S = 20.0
 API_TIMEOUT_S = 2.0
 DEMO_FAULTS = (
     *("--late", "0.03", "--missing", "0.01", "--duplicate", "0.01"),
     *("--out-of-order", "0.01", "--skew", "0.005", "--malformed", "0.005"),
 )
 """Injected faults of the demo traffic, so the live view has breaches to show."""
-
-
-@dataclass
-class Child:
-    """A child process in its own process group, so stopping it stops its children too."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    env: Mapping[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=dict(self.env),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import orjson
 from streams.core.model import Flow
 from streams.core.paths import set_path
 from streams.pipeline.quarantine import MAX_RECORD_BYTES
+from streams.testing.records import valid_record
 
 Outcome = Literal["on_time", "late", "missing"]
 CASES = (
@@ -77,25 +78,6 @@ class Scenario:
         return out
 
 
-def _record(
-    flow: Flow, side: str, key: str, event_id: str, at: int, extra: dict[str, object]
-) -> dict[str, object]:
-    rec: dict[str, object] = {"event_id": event_id}
-    set_path(rec, flow.start_key if side == "start" else flow.end_key, key)
-    set_path(rec, flow.start_time if side == "start" else flow.end_time, at)
-    if side == "end" and flow.end_filter is not None and flow.end_filter.op == "==":
-        set_path(rec, flow.end_filter.path, flow.end_filter.value)
-    rec.update(extra)
-    return rec
-
-
-_EXTRA: dict[str, dict[str, object]] = {
-    "funnel.dlq.entry_created": {"queue": "billing"},
-    "funnel.dlq.retry_attempted": {"attempt": 1},
-    "funnel.notification.acknowledged": {"channel": "email"},
-}
-
-
 def scripted(
     flows: Sequence[Flow], starts: int, *, now: int, prefix: str, seed: int = 7
 ) -> Scenario:
@@ -133,24 +115,22 @@ def scripted(
         }[case]
         if case == "unmatched" and flow.end_filter is None:
             case = "missing"
-        start = _record(flow, "start", key, f"{key}-s", started, _EXTRA.get(flow.start_topic, {}))
+        start = valid_record(flow, "start", key, f"{key}-s", started)
         emit(started, 1, flow.start_topic, key, start)
         if case == "duplicate":
             emit(started, 3, flow.start_topic, key, start)
         if lag is not None:
-            end = _record(
-                flow, "end", key, f"{key}-c", started + lag, _EXTRA.get(flow.end_topic, {})
-            )
+            end = valid_record(flow, "end", key, f"{key}-c", started + lag)
             emit(started + lag, 0 if case == "out_of_order" else 2, flow.end_topic, key, end)
             if case == "duplicate":
                 emit(started + lag, 3, flow.end_topic, key, end)
         if case == "second_completion":
             at = started + target + 5_000
-            extra = dict(_EXTRA.get(flow.end_topic, {}), attempt=2)
-            emit(at, 2, flow.end_topic, key, _record(flow, "end", key, f"{key}-c2", at, extra))
+            second = valid_record(flow, "end", key, f"{key}-c2", at, attempt=2)
+            emit(at, 2, flow.end_topic, key, second)
         if case == "unmatched":
             assert flow.end_filter is not None
-            stray = _record(flow, "end", key, f"{key}-u", started + 10, {})
+            stray = valid_record(flow, "end", key, f"{key}-u", started + 10)
             set_path(stray, flow.end_filter.path, _other_value(flows, flow))
             emit(started + 10, 2, flow.end_topic, key, stray)
         outcome: Outcome = "missing" if lag is None else ("on_time" if lag <= target else "late")
@@ -176,7 +156,7 @@ def _other_value(flows: Sequence[Flow], flow: Flow) -> object:
 
 def _malformed(sc: Scenario, flow: Flow, prefix: str, now: int) -> None:
     topic = flow.start_topic
-    good = _record(flow, "start", f"{prefix}-bad", f"{prefix}-bad-s", now, {})
+    good = valid_record(flow, "start", f"{prefix}-bad", f"{prefix}-bad-s", now)
     no_key = {k: v for k, v in good.items() if k != flow.start_key[0]}
     no_time = {k: v for k, v in good.items() if k != flow.start_time[0]}
     cases: list[tuple[str, bytes | None]] = [

@@ -22,6 +22,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from streams.simulate.percentile import percentile
 from streams.simulate.traffic import LOOKAHEAD_MS, EntityPlan, Planned, Planner
 from streams.simulate.truth import TruthMalformed, TruthStart, TruthWriter
 
@@ -83,19 +84,12 @@ class RunStats:
 
     def delay_summary(self) -> dict[str, int | None]:
         return {
-            "ack_p50": _pct(self.delays, 0.50),
-            "ack_p99": _pct(self.delays, 0.99),
+            "ack_p50": percentile(self.delays, 0.50),
+            "ack_p99": percentile(self.delays, 0.99),
             "ack_max": max(self.delays) if self.delays else None,
-            "send_p99": _pct(self.send_late, 0.99),
+            "send_p99": percentile(self.send_late, 0.99),
             "send_max": max(self.send_late) if self.send_late else None,
         }
-
-
-def _pct(values: array[int], q: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def outcome_of(ent: EntityPlan, now_ms: int) -> str:

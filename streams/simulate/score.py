@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.simulate.percentile import percentile
 from streams.simulate.traffic import MALFORMED_REASONS
 from streams.simulate.truth import Truth, TruthStart
 
@@ -135,13 +136,6 @@ class Report:
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def percentile(values: list[int], q: float) -> int:
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 1))
-    return ordered[int(min(rank, len(ordered))) - 1]
 
 
 def _distribution(values: list[int]) -> str:

@@ -51,6 +51,7 @@ import orjson
 from streams.core.model import Flow
 from streams.core.paths import set_path
 from streams.core.timeparse import format_event_time
+from streams.testing.records import valid_record
 
 CASES = ("on_time", "late", "missing", "out_of_order", "skew", "duplicate")
 """Every entity case, in the order the fractions are applied (``on_time`` takes the rest)."""
@@ -74,14 +75,6 @@ FIT_ATTEMPTS = 8
 LOOKAHEAD_MS = SKEW_MAX_MS + 500
 """How far ahead of the wall clock the scheduler plans: more than the earliest record of an
 entity can precede its start (skew), so no record is planned already overdue."""
-
-_EXTRA: dict[str, dict[str, object]] = {
-    "funnel.lead.captured": {"campaign": "spring-webinar"},
-    "funnel.payment.webhook_received": {"provider": "stripe"},
-    "funnel.dlq.entry_created": {"queue": "billing-sync"},
-    "funnel.dlq.retry_attempted": {"attempt": 1},
-    "funnel.notification.acknowledged": {"channel": "email"},
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,12 +315,12 @@ class Planner:
         self, flow: Flow, n: int, case: str, started_at: int, lag: int | None
     ) -> list[tuple[int, str, bytes, str]]:
         key = f"{self.cfg.key_prefix}{n}"
-        start = self._encode(_record(flow, "start", key, f"{key}-s", self._time(started_at)))
+        start = self._encode(valid_record(flow, "start", key, f"{key}-s", self._time(started_at)))
         start_due = started_at
         out: list[tuple[int, str, bytes, str]] = []
         if lag is not None:
             end_at = started_at + lag
-            end = self._encode(_record(flow, "end", key, f"{key}-c", self._time(end_at)))
+            end = self._encode(valid_record(flow, "end", key, f"{key}-c", self._time(end_at)))
             out.append((end_at, flow.end_topic, end, "end"))
             if case == "out_of_order":
                 start_due = end_at + self._rng.randint(*OOO_DELAY_MS)
@@ -367,29 +360,10 @@ class Planner:
 # -- records ----------------------------------------------------------------------------
 
 
-def _record(flow: Flow, side: str, key: str, event_id: str, at: int | str) -> dict[str, object]:
-    """A valid record of ``flow``'s start or completion topic (completions match the
-    flow's filter)."""
-    topic = flow.start_topic if side == "start" else flow.end_topic
-    rec: dict[str, object] = {"event_id": event_id}
-    rec.update(_EXTRA.get(topic, {}))
-    set_path(rec, flow.start_key if side == "start" else flow.end_key, key)
-    set_path(rec, flow.start_time if side == "start" else flow.end_time, at)
-    flt = flow.end_filter
-    if side == "end" and flt is not None:
-        if flt.op == "==":
-            set_path(rec, flt.path, flt.value)
-        elif flt.op == "in" and isinstance(flt.value, (list, tuple)) and flt.value:
-            set_path(rec, flt.path, flt.value[0])
-        else:
-            set_path(rec, flt.path, f"not-{flt.value}")
-    return rec
-
-
 def malformed_value(flow: Flow, side: str, key: str, reason: str, at: int) -> bytes:
     """A record of ``flow``'s start or completion topic that the monitor must quarantine
     with ``reason``; it contains ``key`` (and so the run id)."""
-    good = _record(flow, side, key, f"{key}-x", at)
+    good = valid_record(flow, side, key, f"{key}-x", at)
     key_path = flow.start_key if side == "start" else flow.end_key
     time_path = flow.start_time if side == "start" else flow.end_time
     if reason == "not_json":

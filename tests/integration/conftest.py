@@ -8,7 +8,6 @@ its own key prefix.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from streams.kafka import (
     partition_list,
     topic_partitions,
 )
-from streams.up import Child
+from streams.process import Child
 
 READY_MARK = "Ready"
 
@@ -94,12 +93,11 @@ class WorkerProcess:
         return last
 
     def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "" if self.child is None else self.child.tail(lines)
 
     def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        assert self.child is not None
+        self.child.kill()
 
     def stop(self) -> None:
         if self.child is not None:

@@ -14,7 +14,8 @@ import pytest
 from streams import topics
 from streams.settings import Settings
 from streams.simulate import observe
-from streams.simulate.score import Observed, percentile, score
+from streams.simulate.percentile import percentile
+from streams.simulate.score import Observed, score
 from streams.simulate.truth import Truth, TruthMalformed, TruthStart, TruthWriter
 
 T0 = 1_776_941_217_000
@@ -184,6 +185,14 @@ def test_quarantine_reason_and_position_must_match() -> None:
 @pytest.mark.parametrize(("q", "want"), [(0.5, 50), (0.95, 95), (0.99, 99), (1.0, 100), (0.001, 1)])
 def test_percentile_is_nearest_rank(q: float, want: int) -> None:
     assert percentile(list(range(100, 0, -1)), q) == want
+
+
+def test_percentile_survives_float_products_and_empty_input() -> None:
+    assert percentile(range(1, 101), 0.07) == 7  # 0.07 * 100 == 7.000000000000001
+    assert percentile([3.5, 1.25], 0.5) == 1.25
+    assert percentile([], 0.5) is None
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        percentile([1], 99)
 
 
 def test_reader_keeps_only_this_runs_records() -> None:
