@@ -22,9 +22,7 @@ from api.readmodel import ReadModel
 from streams import topics
 from streams.flows.config import load_flows
 from streams.settings import Settings
-from streams.stats.sketch import LagSketch
-
-MINUTE_MS = 60_000
+from streams.stats import records as stats
 
 
 def seed(
@@ -38,7 +36,7 @@ def seed(
 ) -> None:
     """Apply a day of window and gauge records per flow, breaches and measurements."""
     rng = random.Random(seed_value)
-    now_minute = now_ms // MINUTE_MS
+    now_minute = now_ms // stats.MINUTE_MS
     for flow in model.flows.values():
         for p in range(partitions):
             for m in range(now_minute - minutes + 1, now_minute + 1):
@@ -114,26 +112,28 @@ def _example_entity(model: ReadModel, now_ms: int) -> None:
 def _window(
     rng: random.Random, flow: str, target: int, partition: int, minute: int, now_ms: int
 ) -> dict[str, Any]:
-    sketch = LagSketch()
-    on_time = 0
-    n = rng.randint(5, 40)
-    for _ in range(n):
+    win = stats.WindowStats(count=rng.randint(5, 40))
+    for _ in range(win.count):
         lag = rng.lognormvariate(0, 0.6) * target / 3
-        sketch.add(lag)
-        on_time += lag <= target
-    return {
-        "kind": "window", "flow": flow, "partition": partition, "minute": minute,
-        "count": n, "on_time": on_time, "late": n - on_time, "lost": int(rng.random() < 0.01),
-        "clock_skew": 0, "sketch": sketch.to_json(), "updated_at": now_ms,
-    }  # fmt: skip
+        win.sketch.add(lag)
+        win.on_time += lag <= target
+    win.late = win.count - win.on_time
+    win.lost = int(rng.random() < 0.01)
+    return stats.to_json(stats.WindowRecord(flow, partition, minute, win, updated_at=now_ms))
 
 
 def _gauge(rng: random.Random, flow: str, partition: int, now_ms: int) -> dict[str, Any]:
-    return {
-        "kind": "gauge", "flow": flow, "partition": partition, "pending": rng.randint(0, 50),
-        "oldest_pending_started_at": now_ms - rng.randint(0, 4_000), "open_breaches": 0,
-        "monitor_lag_ms": rng.randint(0, 200), "watermark_ms": now_ms, "updated_at": now_ms,
-    }  # fmt: skip
+    gauge = stats.GaugeRecord(
+        flow,
+        partition,
+        pending=rng.randint(0, 50),
+        oldest_pending_started_at=now_ms - rng.randint(0, 4_000),
+        open_breaches=0,
+        monitor_lag_ms=rng.randint(0, 200),
+        watermark_ms=now_ms,
+        updated_at=now_ms,
+    )
+    return stats.to_json(gauge)
 
 
 def _breach(rng: random.Random, flow: str, target: int, i: int, now_ms: int) -> dict[str, Any]:
@@ -173,7 +173,8 @@ async def _churn(model: ReadModel, per_s: float, now_ms: int) -> None:
         flow = flows[i % len(flows)]
         p = (i // len(flows)) % 8
         model.apply(
-            topics.STATS, _window(rng, flow.name, flow.target_ms, p, now_ms // MINUTE_MS, now_ms)
+            topics.STATS,
+            _window(rng, flow.name, flow.target_ms, p, now_ms // stats.MINUTE_MS, now_ms),
         )
         model.apply(topics.STATS, _gauge(rng, flow.name, p, now_ms))
         i += 1

@@ -1,18 +1,24 @@
 """``/metrics``: the read model in Prometheus text format (``prometheus_client``).
 
-Every value is computed at scrape time from the read model, so several API processes expose
-the same numbers. Counters are all-time sums over the statistics the workers published
-(they only grow while the workers run; a compaction tombstone may lower them, which
-Prometheus treats as a counter reset). The lag histogram of each flow is derived from the
-merged sketch bins with buckets placed around that flow's target (bucket edges within the
-sketch's 1 % relative error).
+Every value is computed at scrape time from the read model, so API processes that have
+read the same topics expose the same numbers. This module decodes nothing itself: the
+numbers come from :class:`~api.readmodel.ReadModel` and the stats types it holds.
+
+Counters are all-time sums over the statistics the workers published (they only grow
+while the workers run; a compaction tombstone may lower them, which Prometheus treats as a
+counter reset).
+
+The lag histogram of each flow has its bucket edges around that flow's target
+(:data:`TARGET_MULTIPLES`); a bucket counts the totals' sketch bins whose value is at or
+below its edge (bin values are within the sketch's 1 % of the lags), ``+Inf`` and
+``_count`` are the number of lags, and ``_sum`` adds the bins' values (it goes down when
+negative lags, clock skew, are observed, as any Prometheus histogram sum may).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from ddsketch.mapping import LogarithmicMapping
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,15 +28,34 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from api.models import FlowView
 from api.readmodel import ReadModel
-from api.stats import Aggregate
-from streams.stats.sketch import RELATIVE_ACCURACY
-
-_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
-"""The same bin mapping as :class:`~streams.stats.sketch.LagSketch`."""
+from streams.stats.windows import Aggregate, Tally
 
 TARGET_MULTIPLES = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 """Histogram bucket edges, as multiples of the flow's target."""
+
+_FLOW_COUNTERS: tuple[tuple[str, str, Callable[[Tally], int]], ...] = (
+    ("freshness_on_time", "Starts completed within target.", lambda t: t.on_time),
+    ("freshness_late", "Starts completed after their target.", lambda t: t.late),
+    ("freshness_lost", "Starts with no completion within give_up_after.", lambda t: t.lost),
+    ("freshness_clock_skew", "Measurements with a negative lag.", lambda t: t.clock_skew),
+)
+_FLOW_GAUGES: tuple[tuple[str, str, Callable[[FlowView], float]], ...] = (
+    ("freshness_open_breaches", "Open breaches.", lambda v: v.open_breaches),
+    ("freshness_pending", "Starts waiting for their completion.", lambda v: v.pending),
+    (
+        "freshness_oldest_pending_age_seconds",
+        "Age of the oldest pending start (to the flow's watermark).",
+        lambda v: (v.oldest_pending_age_ms or 0) / 1000.0,
+    ),
+    (
+        "freshness_monitor_lag_seconds",
+        "Worst backlog of the workers.",
+        lambda v: (v.monitor_lag_ms or 0) / 1000.0,
+    ),
+)
+_STATUSES = ("ok", "warning", "breaching")
 
 
 def bucket_edges(target_ms: int) -> list[float]:
@@ -42,21 +67,10 @@ def histogram_buckets(
     agg: Aggregate, edges_s: list[float]
 ) -> tuple[list[tuple[str, float]], float]:
     """Cumulative ``(le, count)`` pairs (``+Inf`` last) and the approximate sum in seconds."""
-    values: list[tuple[float, int]] = [(-_MAPPING.value(k), c) for k, c in agg.neg.items()]
-    values += [(_MAPPING.value(k), c) for k, c in agg.pos.items()]
-    values.append((0.0, agg.zero))
-    values.sort()
-    buckets: list[tuple[str, float]] = []
-    i, acc = 0, 0
-    for edge in edges_s:
-        edge_ms = edge * 1000.0
-        while i < len(values) and values[i][0] <= edge_ms:
-            acc += values[i][1]
-            i += 1
-        buckets.append((_fmt(edge), float(acc)))
-    buckets.append(("+Inf", float(agg.n)))
-    total_s = sum(v * c for v, c in values) / 1000.0
-    return buckets, total_s
+    counts = agg.bucket_counts(edge * 1000.0 for edge in edges_s)
+    buckets = [(_fmt(edge), float(c)) for edge, c in zip(edges_s, counts, strict=True)]
+    buckets.append(("+Inf", float(agg.bins.count)))
+    return buckets, agg.bins.approx_sum() / 1000.0
 
 
 def _fmt(x: float) -> str:
@@ -70,37 +84,19 @@ class ReadModelCollector(Collector):
         self.model = model
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._flow_metrics()
+        yield from self._process_metrics()
+
+    def _flow_metrics(self) -> list[Metric]:
         model = self.model
-        view = {f.name: f for f in model.flows_view().flows}
+        views = {f.name: f for f in model.flows_view().flows}
         lag = HistogramMetricFamily(
             "freshness_lag_seconds",
             "Lag from start to completion (event time), buckets around the flow's target.",
             labels=["flow"],
         )
-        on_time = CounterMetricFamily(
-            "freshness_on_time", "Starts completed within target.", labels=["flow"]
-        )
-        late = CounterMetricFamily(
-            "freshness_late", "Starts completed after their target.", labels=["flow"]
-        )
-        lost = CounterMetricFamily(
-            "freshness_lost", "Starts with no completion within give_up_after.", labels=["flow"]
-        )
-        skew = CounterMetricFamily(
-            "freshness_clock_skew", "Measurements with a negative lag.", labels=["flow"]
-        )
-        open_b = GaugeMetricFamily("freshness_open_breaches", "Open breaches.", labels=["flow"])
-        pending = GaugeMetricFamily(
-            "freshness_pending", "Starts waiting for their completion.", labels=["flow"]
-        )
-        oldest = GaugeMetricFamily(
-            "freshness_oldest_pending_age_seconds",
-            "Age of the oldest pending start (to the flow's watermark).",
-            labels=["flow"],
-        )
-        mlag = GaugeMetricFamily(
-            "freshness_monitor_lag_seconds", "Worst backlog of the workers.", labels=["flow"]
-        )
+        counters = [CounterMetricFamily(n, h, labels=["flow"]) for n, h, _ in _FLOW_COUNTERS]
+        gauges = [GaugeMetricFamily(n, h, labels=["flow"]) for n, h, _ in _FLOW_GAUGES]
         status = GaugeMetricFamily(
             "freshness_flow_status",
             "1 for the flow's current status (ok, warning, breaching), else 0.",
@@ -108,19 +104,18 @@ class ReadModelCollector(Collector):
         )
         for name, flow in model.flows.items():
             totals = model.flow_totals(name)
-            buckets, sum_s = histogram_buckets(totals, bucket_edges(flow.target_ms))
-            lag.add_metric([name], buckets, sum_s)
-            on_time.add_metric([name], totals.tally.on_time)
-            late.add_metric([name], totals.tally.late)
-            lost.add_metric([name], totals.tally.lost)
-            skew.add_metric([name], totals.tally.clock_skew)
-            fv = view[name]
-            open_b.add_metric([name], fv.open_breaches)
-            pending.add_metric([name], fv.pending)
-            oldest.add_metric([name], (fv.oldest_pending_age_ms or 0) / 1000.0)
-            mlag.add_metric([name], (fv.monitor_lag_ms or 0) / 1000.0)
-            for s in ("ok", "warning", "breaching"):
-                status.add_metric([name, s], 1.0 if fv.status == s else 0.0)
+            lag.add_metric([name], *histogram_buckets(totals, bucket_edges(flow.target_ms)))
+            for family, (_, _, count) in zip(counters, _FLOW_COUNTERS, strict=True):
+                family.add_metric([name], count(totals.tally))
+            view = views[name]
+            for gauge, (_, _, value) in zip(gauges, _FLOW_GAUGES, strict=True):
+                gauge.add_metric([name], value(view))
+            for s in _STATUSES:
+                status.add_metric([name, s], 1.0 if view.status == s else 0.0)
+        return [lag, *counters, *gauges, status]
+
+    def _process_metrics(self) -> list[Metric]:
+        model = self.model
         quarantined = CounterMetricFamily(
             "freshness_quarantined_records",
             "Input records the workers quarantined, by reason.",
@@ -140,8 +135,7 @@ class ReadModelCollector(Collector):
             "freshness_api_bad_records", "Output-topic records the read model could not use."
         )
         bad.add_metric([], model.progress.bad_records)
-        yield from (lag, on_time, late, lost, skew, open_b, pending, oldest, mlag, status)
-        yield from (quarantined, ready, applied, bad)
+        return [quarantined, ready, applied, bad]
 
 
 def registry_for(model: ReadModel) -> CollectorRegistry:

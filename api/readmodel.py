@@ -42,17 +42,10 @@ from api.models import (
     Windows,
     WindowView,
 )
-from api.stats import (
-    DAY_MINUTES,
-    MINUTE_MS,
-    Aggregate,
-    FlowStats,
-    WindowResult,
-    parse_gauge,
-    parse_window,
-)
 from streams import topics
 from streams.core.model import Flow
+from streams.stats import records as stats
+from streams.stats.windows import DAY_MINUTES, Aggregate, FlowStats, WindowResult
 
 Clock = Callable[[], int]
 STALE_FACTOR = 3
@@ -143,26 +136,24 @@ class ReadModel:
         if record is None:
             if key is None:
                 return
-            kind, _, rest = key.partition(":")
-            if kind == "window":
-                flow, part, minute = rest.rsplit(":", 2)
-                self._flow_stats(flow).delete("window", int(part), int(minute))
-            elif kind == "gauge":
-                flow, part = rest.rsplit(":", 1)
-                self._flow_stats(flow).delete("gauge", int(part), None)
-        elif record["kind"] == "window":
-            self._flow_stats(str(record["flow"])).apply_window(parse_window(record))
-        elif record["kind"] == "gauge":
-            self._flow_stats(str(record["flow"])).apply_gauge(parse_gauge(record))
+            sk = stats.parse_key(key)
+            if sk.minute is None:
+                self._flow_stats(sk.flow).delete_gauge(sk.partition)
+            else:
+                self._flow_stats(sk.flow).delete_window(sk.partition, sk.minute)
         else:
-            raise ValueError(f"unknown stats kind {record['kind']!r}")
+            rec = stats.from_json(record)
+            if isinstance(rec, stats.WindowRecord):
+                self._flow_stats(rec.flow).apply_window(rec)
+            else:
+                self._flow_stats(rec.flow).apply_gauge(rec)
         self._version += 1
 
     def _flow_stats(self, flow: str) -> FlowStats:
-        stats = self.stats.get(flow)
-        if stats is None:
-            stats = self.stats[flow] = FlowStats()
-        return stats
+        found = self.stats.get(flow)
+        if found is None:
+            found = self.stats[flow] = FlowStats()
+        return found
 
     def _apply_quarantine(self, record: dict[str, Any]) -> None:
         where = (str(record["topic"]), int(record["partition"]), int(record["offset"]))
@@ -203,23 +194,17 @@ class ReadModel:
         return self._flow_stats(name).total
 
     def _flow_view(self, flow: Flow, now: int) -> FlowView:
-        stats = self._flow_stats(flow.name)
-        as_of = stats.as_of()
-        ref_minute = (now if as_of is None else as_of) // MINUTE_MS
+        flow_stats = self._flow_stats(flow.name)
+        as_of = flow_stats.as_of()
+        ref_minute = (now if as_of is None else as_of) // stats.MINUTE_MS
         windows = Windows(
-            last_5m=_window_view(stats.window(ref_minute, 5)),
-            last_1h=_window_view(stats.window(ref_minute, 60)),
-            last_24h=_window_view(stats.window(ref_minute, DAY_MINUTES)),
+            last_5m=_window_view(flow_stats.window(ref_minute, 5)),
+            last_1h=_window_view(flow_stats.window(ref_minute, 60)),
+            last_24h=_window_view(flow_stats.window(ref_minute, DAY_MINUTES)),
         )
-        gauges = list(stats.gauges.values())
-        oldest = min(
-            (
-                g.oldest_pending_started_at
-                for g in gauges
-                if g.oldest_pending_started_at is not None
-            ),
-            default=None,
-        )
+        gauges = list(flow_stats.gauges.values())
+        starts = (g.oldest_pending_started_at for g in gauges)
+        oldest = min((at for at in starts if at is not None), default=None)
         stale_after = STALE_FACTOR * self.stats_interval_ms
         stale = sorted(g.partition for g in gauges if now - g.updated_at > stale_after)
         open_breaches = self.breaches.open_for(flow.name)
@@ -246,7 +231,7 @@ class ReadModel:
             status=status,
             status_reasons=reasons,
             stats=StatsSource(
-                partitions=len(gauges), stale_partitions=stale, updated_at=stats.updated_at
+                partitions=len(gauges), stale_partitions=stale, updated_at=flow_stats.updated_at
             ),
         )
 
@@ -292,11 +277,11 @@ class ReadModel:
 def _window_view(res: WindowResult) -> WindowView:
     t = res.tally
     outcomes = t.on_time + t.late + t.lost
-    sk = res.sketch
+    p50, p95, p99 = res.sketch.quantiles((0.50, 0.95, 0.99))
     return WindowView(
-        window_ms=(res.to_minute - res.from_minute + 1) * MINUTE_MS,
-        from_ms=res.from_minute * MINUTE_MS,
-        to_ms=(res.to_minute + 1) * MINUTE_MS,
+        window_ms=(res.to_minute - res.from_minute + 1) * stats.MINUTE_MS,
+        from_ms=res.from_minute * stats.MINUTE_MS,
+        to_ms=(res.to_minute + 1) * stats.MINUTE_MS,
         count=t.count,
         on_time=t.on_time,
         late=t.late,
@@ -304,9 +289,7 @@ def _window_view(res: WindowResult) -> WindowView:
         clock_skew=t.clock_skew,
         outcomes=outcomes,
         on_time_ratio=None if outcomes == 0 else t.on_time / outcomes,
-        lag_ms=LagQuantiles(
-            p50=sk.quantile(0.50), p95=sk.quantile(0.95), p99=sk.quantile(0.99), max=sk.max
-        ),
+        lag_ms=LagQuantiles(p50=p50, p95=p95, p99=p99, max=res.sketch.max),
     )
 
 

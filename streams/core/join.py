@@ -35,10 +35,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.core.model import Breach, BreachKind, Flow, FlowEvent, Measurement, Outputs, Source
-from streams.stats.sketch import LagSketch
+from streams.stats.records import WindowStats as WindowStats  # re-exported (codec, tests)
 
 MINUTE_MS = 60_000
 EntityKey = tuple[str, str]
@@ -68,39 +67,6 @@ class Entity:
     done: bool = False
     pos: int = -1
     retracted: bool = False
-
-
-@dataclass(slots=True)
-class WindowStats:
-    """Counters and lag sketch of one flow for one minute of completion time."""
-
-    count: int = 0
-    on_time: int = 0
-    late: int = 0
-    lost: int = 0
-    clock_skew: int = 0
-    sketch: LagSketch = field(default_factory=LagSketch)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "on_time": self.on_time,
-            "late": self.late,
-            "lost": self.lost,
-            "clock_skew": self.clock_skew,
-            "sketch": self.sketch.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WindowStats:
-        return cls(
-            count=int(data["count"]),
-            on_time=int(data["on_time"]),
-            late=int(data["late"]),
-            lost=int(data["lost"]),
-            clock_skew=int(data["clock_skew"]),
-            sketch=LagSketch.from_json(data["sketch"]),
-        )
 
 
 @dataclass(slots=True)

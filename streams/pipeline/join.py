@@ -30,11 +30,9 @@ from streams.errors import StateError
 from streams.pipeline import codec
 from streams.pipeline.codec import Tick
 from streams.pipeline.quarantine import quarantine_record
+from streams.stats import records as stats
 
 log = logging.getLogger(__name__)
-
-STATS_RETENTION_MINUTES = 25 * 60
-"""Stats windows are kept (in state and in ``freshness.stats``) for 25 hours."""
 
 Record = tuple[str, bytes, bytes | None]
 """topic, key, value (None: tombstone)."""
@@ -180,39 +178,31 @@ class Joiner:
         part.unpublished_windows.update(windows)
 
     def _publish_stats(self, partition: int, part: _Partition, step: Step, now: int) -> None:
-        core = part.core
-        horizon = now // MINUTE_MS - STATS_RETENTION_MINUTES
+        core, records = part.core, step.records
+        horizon = now // MINUTE_MS - stats.RETENTION_MINUTES
         for flow, minute in core.prune_windows(horizon):
             step.writes.append((_window_key(partition, flow, minute), None))
-            step.records.append(
-                (topics.STATS, f"window:{flow}:{partition}:{minute}".encode(), None)
-            )
+            records.append((topics.STATS, stats.window_key(flow, partition, minute).encode(), None))
         for flow, minute in sorted(part.unpublished_windows):
             win = core.windows.get((flow, minute))
-            if win is None:
-                continue
-            rec = {"kind": "window", "flow": flow, "partition": partition, "minute": minute}
-            rec.update(win.to_json())
-            rec["updated_at"] = now
-            step.records.append(
-                (topics.STATS, f"window:{flow}:{partition}:{minute}".encode(), _json(rec))
-            )
+            if win is not None:
+                window = stats.WindowRecord(flow, partition, minute, win, updated_at=now)
+                records.append((topics.STATS, *stats.record_kv(window)))
         part.unpublished_windows.clear()
         for flow, g in core.gauges().items():
             f = core.flows[flow].flow
             lag = max(part.board.monitor_lag(f.start_topic), part.board.monitor_lag(f.end_topic))
-            rec = {
-                "kind": "gauge",
-                "flow": flow,
-                "partition": partition,
-                "pending": g.pending,
-                "oldest_pending_started_at": g.oldest_pending_started_at,
-                "open_breaches": g.open_breaches,
-                "monitor_lag_ms": lag,
-                "watermark_ms": g.watermark_ms,
-                "updated_at": now,
-            }
-            step.records.append((topics.STATS, f"gauge:{flow}:{partition}".encode(), _json(rec)))
+            gauge = stats.GaugeRecord(
+                flow,
+                partition,
+                pending=g.pending,
+                oldest_pending_started_at=g.oldest_pending_started_at,
+                open_breaches=g.open_breaches,
+                monitor_lag_ms=lag,
+                watermark_ms=g.watermark_ms,
+                updated_at=now,
+            )
+            records.append((topics.STATS, *stats.record_kv(gauge)))
 
 
 def _read_state(

@@ -16,7 +16,7 @@ from api.readmodel import ReadModel
 from streams import topics
 from streams.core.model import Flow
 from streams.settings import Settings
-from streams.stats.sketch import LagSketch
+from streams.stats import records as stats
 
 NOW = 1_767_225_660_000
 """The frozen wall clock of the tests (2026-01-01T00:01:00Z)."""
@@ -113,24 +113,14 @@ class Records:
         lost: int = 0,
         updated_at: int = NOW,
     ) -> dict[str, Any]:
-        sketch = LagSketch()
-        values = list(lags)
-        for v in values:
-            sketch.add(v)
-        on_time = sum(1 for v in values if v <= target_ms)
-        return {
-            "kind": "window",
-            "flow": flow,
-            "partition": partition,
-            "minute": minute,
-            "count": len(values),
-            "on_time": on_time,
-            "late": len(values) - on_time,
-            "lost": lost,
-            "clock_skew": sum(1 for v in values if v < 0),
-            "sketch": sketch.to_json(),
-            "updated_at": updated_at,
-        }
+        win = stats.WindowStats(lost=lost)
+        for v in lags:
+            win.sketch.add(v)
+            win.count += 1
+            win.on_time += v <= target_ms
+            win.clock_skew += v < 0
+        win.late = win.count - win.on_time
+        return stats.to_json(stats.WindowRecord(flow, partition, minute, win, updated_at))
 
     def gauge(
         self,
@@ -144,17 +134,18 @@ class Records:
         watermark_ms: int | None = NOW,
         updated_at: int = NOW,
     ) -> dict[str, Any]:
-        return {
-            "kind": "gauge",
-            "flow": flow,
-            "partition": partition,
-            "pending": pending,
-            "oldest_pending_started_at": oldest_pending_started_at,
-            "open_breaches": open_breaches,
-            "monitor_lag_ms": monitor_lag_ms,
-            "watermark_ms": watermark_ms,
-            "updated_at": updated_at,
-        }
+        return stats.to_json(
+            stats.GaugeRecord(
+                flow,
+                partition,
+                pending,
+                oldest_pending_started_at,
+                open_breaches,
+                monitor_lag_ms,
+                watermark_ms,
+                updated_at,
+            )
+        )
 
     def quarantine(self, offset: int, reason: str = "not_json") -> dict[str, Any]:
         return {
@@ -171,9 +162,7 @@ class Records:
 
     @staticmethod
     def stats_key(record: dict[str, Any]) -> str:
-        if record["kind"] == "window":
-            return f"window:{record['flow']}:{record['partition']}:{record['minute']}"
-        return f"gauge:{record['flow']}:{record['partition']}"
+        return stats.from_json(record).key
 
     @staticmethod
     def topic_of(record: dict[str, Any]) -> str:

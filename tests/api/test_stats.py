@@ -1,4 +1,5 @@
-"""Statistics merging: windows over partitions and minutes, against exact answers."""
+"""Statistics in the read model: windows over partitions and minutes against exact answers,
+replacement, tombstones and gauges (the window arithmetic itself: tests/streams/stats)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import random
 import pytest
 
 from api.readmodel import ReadModel
-from api.stats import FlowStats, parse_gauge, parse_window
 from tests.api.records import NOW, Records
 
 MINUTE = NOW // 60_000
@@ -114,33 +114,3 @@ def test_tombstones_remove_window_and_gauge(model: ReadModel, rec: Records) -> N
     view = model.flow_view("lead_to_posthog")
     assert view.windows.last_5m.count == 0
     assert view.pending == 0
-
-
-def test_old_minutes_are_pruned_but_totals_kept(rec: Records) -> None:
-    stats = FlowStats()
-    stats.apply_window(parse_window(rec.window([5.0], minute=MINUTE - 3000)))
-    stats.apply_gauge(parse_gauge(rec.gauge(watermark_ms=NOW)))
-    assert stats.window(MINUTE, 1440 * 3).tally.count == 0
-    assert stats.total.tally.count == 1
-    stats.apply_window(parse_window(rec.window([5.0, 6.0], minute=MINUTE - 3000)))
-    assert stats.window(MINUTE, 1440 * 3).tally.count == 0
-
-
-def test_hour_aggregates_equal_minute_sums() -> None:
-    rec = Records()
-    rng = random.Random(3)
-    a, b = FlowStats(), FlowStats()
-    records = [
-        rec.window([rng.uniform(1, 1e5) for _ in range(20)], partition=p, minute=MINUTE - m)
-        for p in range(3)
-        for m in range(0, 200, 7)
-    ]
-    for r in records:
-        a.apply_window(parse_window(r))
-    rng.shuffle(records)
-    for r in records:
-        b.apply_window(parse_window(r))
-    for minutes in (1, 5, 60, 61, 119, 120, 1440):
-        wa, wb = a.window(MINUTE, minutes), b.window(MINUTE, minutes)
-        assert wa.tally == wb.tally
-        assert wa.sketch.to_json() == wb.sketch.to_json()

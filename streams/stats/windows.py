@@ -1,8 +1,9 @@
-"""Per-flow statistics rebuilt from ``freshness.stats``: windows of outcomes and lag sketches.
+"""Windows and all-time totals of one flow, rebuilt from ``freshness.stats`` records.
 
-The workers publish, per (flow, partition, minute), a cumulative window record that the
-next one for the same key replaces, and per (flow, partition) a gauge. This module keeps
-the latest of each and answers window queries by summing:
+Workers publish, per (flow, partition, minute), a cumulative window record that the next
+one of the same key replaces, and per (flow, partition) a gauge. :class:`FlowStats` keeps
+the latest of each and answers window queries by summing (the API's ``last_5m`` ...
+``last_24h``, and the alerter's burn-rate windows):
 
 * replacing a window record applies ``new - old`` to the minute's and the hour's aggregate
   (sketch bins and counts are plain sums, so they subtract exactly), and to an all-time
@@ -12,23 +13,30 @@ the latest of each and answers window queries by summing:
 
 Min and max are not subtractable; they are recomputed from the (at most one per partition)
 records of a minute when one of them changes, and taken over the window's minutes at query
-time, so ``max`` stays exact. Everything is a pure function of the records applied: two
-read models fed the same records answer the same.
+time, so ``max`` stays exact. Window records older than
+:data:`~streams.stats.records.RETENTION_MINUTES` before the reference minute are dropped
+from memory.
+
+Everything is a pure function of the records applied: two read models fed the same
+records answer the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from streams.stats.sketch import LagSketch
+from streams.stats.records import (
+    MINUTE_MS,
+    RETENTION_MINUTES,
+    GaugeRecord,
+    WindowRecord,
+    WindowStats,
+)
+from streams.stats.sketch import Bins, LagSketch
 
-MINUTE_MS = 60_000
 HOUR_MINUTES = 60
 DAY_MINUTES = 1440
-KEEP_MINUTES = DAY_MINUTES + HOUR_MINUTES
-"""Window records older than this (before the reference minute) are dropped from memory."""
 
 
 @dataclass(slots=True)
@@ -41,6 +49,10 @@ class Tally:
     lost: int = 0
     clock_skew: int = 0
 
+    @classmethod
+    def of(cls, stats: WindowStats) -> Tally:
+        return cls(stats.count, stats.on_time, stats.late, stats.lost, stats.clock_skew)
+
     def add(self, other: Tally, sign: int = 1) -> None:
         self.count += sign * other.count
         self.on_time += sign * other.on_time
@@ -50,69 +62,31 @@ class Tally:
 
 
 @dataclass(slots=True)
-class WindowRecord:
-    """The latest ``kind: window`` stats record of one (flow, partition, minute)."""
-
-    partition: int
-    minute: int
-    tally: Tally
-    sketch: LagSketch
-    updated_at: int
-
-
-@dataclass(slots=True)
-class Gauge:
-    """The latest ``kind: gauge`` stats record of one (flow, partition)."""
-
-    partition: int
-    pending: int
-    oldest_pending_started_at: int | None
-    open_breaches: int
-    monitor_lag_ms: int
-    watermark_ms: int | None
-    updated_at: int
-
-
-@dataclass(slots=True)
 class Aggregate:
     """A sum of window records: counts and sketch bins (no min/max, see module doc)."""
 
     tally: Tally = field(default_factory=Tally)
-    pos: dict[int, int] = field(default_factory=dict)
-    neg: dict[int, int] = field(default_factory=dict)
-    zero: int = 0
-    n: int = 0
+    bins: Bins = field(default_factory=Bins)
 
-    def add_record(self, rec: WindowRecord, sign: int) -> None:
-        self.tally.add(rec.tally, sign)
-        _add_bins(self.pos, rec.sketch.pos, sign)
-        _add_bins(self.neg, rec.sketch.neg, sign)
-        self.zero += sign * rec.sketch.zero
-        self.n += sign * rec.sketch.count
+    def add_stats(self, stats: WindowStats, sign: int = 1) -> None:
+        """Add (``sign=1``) or take back out (``sign=-1``) one window record's body."""
+        self.tally.add(Tally.of(stats), sign)
+        self.bins.add(stats.sketch.bins, sign)
 
     def add(self, other: Aggregate) -> None:
         self.tally.add(other.tally)
-        _add_bins(self.pos, other.pos, 1)
-        _add_bins(self.neg, other.neg, 1)
-        self.zero += other.zero
-        self.n += other.n
+        self.bins.add(other.bins)
 
     def sketch(self, lo: float | None, hi: float | None) -> LagSketch:
         """A sketch of this aggregate whose quantiles are clamped to ``[lo, hi]``."""
-        if self.n <= 0 or lo is None or hi is None:
+        if self.bins.count <= 0 or lo is None or hi is None:
             return LagSketch()
-        return LagSketch(
-            pos=dict(self.pos), neg=dict(self.neg), zero=self.zero, count=self.n, min=lo, max=hi
-        )
+        return LagSketch(self.bins.copy(), lo, hi)
 
-
-def _add_bins(into: dict[int, int], src: dict[int, int], sign: int) -> None:
-    for k, c in src.items():
-        v = into.get(k, 0) + sign * c
-        if v:
-            into[k] = v
-        else:
-            into.pop(k, None)
+    def bucket_counts(self, edges_ms: Iterable[float]) -> list[int]:
+        """Cumulative counts of lags at or below each edge (ms, ascending): Prometheus
+        histogram buckets; see :meth:`~streams.stats.sketch.Bins.cumulative_counts`."""
+        return self.bins.cumulative_counts(list(edges_ms))
 
 
 @dataclass(slots=True)
@@ -134,7 +108,7 @@ class FlowStats:
         self._hours: dict[int, Aggregate] = {}
         self.total = Aggregate()
         """All-time sum of the latest window records (monotone unless a worker resets)."""
-        self.gauges: dict[int, Gauge] = {}
+        self.gauges: dict[int, GaugeRecord] = {}
         self._floor = -(2**62)
         self.updated_at: int | None = None
 
@@ -146,42 +120,42 @@ class FlowStats:
         slot = (rec.partition, rec.minute)
         old = self._records.get(slot)
         if old is not None:
-            self.total.add_record(old, -1)
-        self.total.add_record(rec, 1)
+            self.total.add_stats(old.stats, -1)
+        self.total.add_stats(rec.stats)
         if rec.minute < self._floor:
             self._records.pop(slot, None)
             return
         minute_agg = self._minutes.setdefault(rec.minute, Aggregate())
         hour_agg = self._hours.setdefault(rec.minute // HOUR_MINUTES, Aggregate())
         if old is not None:
-            minute_agg.add_record(old, -1)
-            hour_agg.add_record(old, -1)
-        minute_agg.add_record(rec, 1)
-        hour_agg.add_record(rec, 1)
+            minute_agg.add_stats(old.stats, -1)
+            hour_agg.add_stats(old.stats, -1)
+        minute_agg.add_stats(rec.stats)
+        hour_agg.add_stats(rec.stats)
         self._records[slot] = rec
         self._by_minute.setdefault(rec.minute, {})[rec.partition] = rec
         self._refresh_minmax(rec.minute)
 
-    def apply_gauge(self, gauge: Gauge) -> None:
+    def apply_gauge(self, gauge: GaugeRecord) -> None:
+        """Replace the gauge of its partition; may move the reference time and so prune."""
         self._touch(gauge.updated_at)
         self.gauges[gauge.partition] = gauge
         ref = self.as_of()
         if ref is not None:
-            self._prune(ref // MINUTE_MS - KEEP_MINUTES)
+            self._prune(ref // MINUTE_MS - RETENTION_MINUTES)
 
-    def delete(self, kind: str, partition: int, minute: int | None) -> None:
-        """Apply a tombstone of a compacted stats key."""
-        if kind == "gauge":
-            self.gauges.pop(partition, None)
-            return
-        if minute is None:
-            return
+    def delete_gauge(self, partition: int) -> None:
+        """Apply the tombstone of a gauge key."""
+        self.gauges.pop(partition, None)
+
+    def delete_window(self, partition: int, minute: int) -> None:
+        """Apply the tombstone of a window key."""
         old = self._records.pop((partition, minute), None)
         if old is None:
             return
-        self.total.add_record(old, -1)
-        self._minutes[minute].add_record(old, -1)
-        self._hours[minute // HOUR_MINUTES].add_record(old, -1)
+        self.total.add_stats(old.stats, -1)
+        self._minutes[minute].add_stats(old.stats, -1)
+        self._hours[minute // HOUR_MINUTES].add_stats(old.stats, -1)
         self._by_minute[minute].pop(partition, None)
         self._refresh_minmax(minute)
 
@@ -191,8 +165,8 @@ class FlowStats:
 
     def _refresh_minmax(self, minute: int) -> None:
         recs = self._by_minute.get(minute, {}).values()
-        los = [r.sketch.min for r in recs if r.sketch.min is not None]
-        his = [r.sketch.max for r in recs if r.sketch.max is not None]
+        los = [r.stats.sketch.min for r in recs if r.stats.sketch.min is not None]
+        his = [r.stats.sketch.max for r in recs if r.stats.sketch.max is not None]
         if los and his:
             self._minmax[minute] = (min(los), max(his))
         else:
@@ -255,35 +229,3 @@ def _minmax_over(
         lo = pair[0] if lo is None or pair[0] < lo else lo
         hi = pair[1] if hi is None or pair[1] > hi else hi
     return lo, hi
-
-
-def parse_window(data: dict[str, Any]) -> WindowRecord:
-    """Build a :class:`WindowRecord`; raises ``KeyError``/``TypeError``/``ValueError``."""
-    return WindowRecord(
-        partition=int(data["partition"]),
-        minute=int(data["minute"]),
-        tally=Tally(
-            count=int(data.get("count", 0)),
-            on_time=int(data.get("on_time", 0)),
-            late=int(data.get("late", 0)),
-            lost=int(data.get("lost", 0)),
-            clock_skew=int(data.get("clock_skew", 0)),
-        ),
-        sketch=LagSketch.from_json(data.get("sketch") or {}),
-        updated_at=int(data.get("updated_at", 0)),
-    )
-
-
-def parse_gauge(data: dict[str, Any]) -> Gauge:
-    """Build a :class:`Gauge`; raises ``KeyError``/``TypeError``/``ValueError``."""
-    oldest = data.get("oldest_pending_started_at")
-    mark = data.get("watermark_ms")
-    return Gauge(
-        partition=int(data["partition"]),
-        pending=int(data.get("pending", 0)),
-        oldest_pending_started_at=None if oldest is None else int(oldest),
-        open_breaches=int(data.get("open_breaches", 0)),
-        monitor_lag_ms=int(data.get("monitor_lag_ms", 0)),
-        watermark_ms=None if mark is None else int(mark),
-        updated_at=int(data.get("updated_at", 0)),
-    )
