@@ -4,9 +4,17 @@ Every value is computed at scrape time from the read model, so API processes tha
 read the same topics expose the same numbers. This module decodes nothing itself: the
 numbers come from :class:`~api.readmodel.ReadModel` and the stats types it holds.
 
-Counters are all-time sums over the statistics the workers published (they only grow
-while the workers run; a compaction tombstone may lower them, which Prometheus treats as a
-counter reset).
+**Counters never decrease within a process** (so ``rate()`` and ``increase()`` see no
+false counter resets). ``freshness_on_time``, ``freshness_late``, ``freshness_lost``,
+``freshness_clock_skew`` and the ``freshness_lag_seconds`` histogram are the read model's
+all-time totals (:meth:`~api.readmodel.ReadModel.flow_totals`), kept apart from its
+sliding windows (:mod:`streams.stats.windows`): per live (partition, minute) slot they
+hold the per-field maximum of every window record seen, so a smaller record replayed
+after a worker crash lowers nothing; when the worker tombstones a window at expiry (25 h)
+or the read model prunes it, its maximum stays in the total as retired instead of being
+subtracted (total = retired + the sum of the live slots' maxima). A restarted API process
+counts again from what the topic still holds: a real counter reset, which Prometheus
+handles. The quarantine and read-model counters only count up as well.
 
 The lag histogram of each flow has its bucket edges around that flow's target
 (:data:`TARGET_MULTIPLES`); a bucket counts the totals' sketch bins whose value is at or

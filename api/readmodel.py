@@ -190,7 +190,8 @@ class ReadModel:
         return flow
 
     def flow_totals(self, name: str) -> Aggregate:
-        """All-time sums of the flow's window records (for Prometheus counters)."""
+        """All-time totals of the flow's window records, never decreasing (Prometheus
+        counters; see :mod:`streams.stats.windows`)."""
         return self._flow_stats(name).total
 
     def _flow_view(self, flow: Flow, now: int) -> FlowView:

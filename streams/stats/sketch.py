@@ -64,6 +64,16 @@ class Bins:
     def copy(self) -> Bins:
         return Bins(dict(self.pos), dict(self.neg), self.zero, self.count)
 
+    def excess(self, new: Bins) -> tuple[Bins, bool]:
+        """What the per-bin maximum of this and ``new`` adds to this (every count > 0), and
+        whether ``new`` is below this in some bin."""
+        delta = Bins()
+        below = _excess(self.pos, new.pos, delta.pos)
+        below = _excess(self.neg, new.neg, delta.neg) or below
+        delta.zero = max(0, new.zero - self.zero)
+        delta.count = delta.zero + sum(delta.pos.values()) + sum(delta.neg.values())
+        return delta, below or new.zero < self.zero
+
     def cumulative_counts(self, edges_ms: Sequence[float]) -> list[int]:
         """For each edge (ascending), the count of values whose bin's value is <= the edge:
         Prometheus ``le`` buckets, exact up to the mapping's 1 % around each edge."""
@@ -105,6 +115,21 @@ def _add_map(into: dict[int, int], src: Mapping[int, int], sign: int) -> None:
             into[k] = v
         else:
             into.pop(k, None)
+
+
+def _excess(old: Mapping[int, int], new: Mapping[int, int], into: dict[int, int]) -> bool:
+    below, shared = False, 0
+    for k, c in new.items():
+        before = old.get(k)
+        if before is None:
+            into[k] = c
+            continue
+        shared += 1
+        if c > before:
+            into[k] = c - before
+        elif c < before:
+            below = True
+    return below or shared < len(old)
 
 
 @dataclass(slots=True)

@@ -2,23 +2,31 @@
 
 Workers publish, per (flow, partition, minute), a cumulative window record that the next
 one of the same key replaces, and per (flow, partition) a gauge. :class:`FlowStats` keeps
-the latest of each and answers window queries by summing (the API's ``last_5m`` ...
-``last_24h``, and the alerter's burn-rate windows):
+the latest of each and answers two kinds of question, each with its own guarantee:
 
-* replacing a window record applies ``new - old`` to the minute's and the hour's aggregate
-  (sketch bins and counts are plain sums, so they subtract exactly), and to an all-time
-  aggregate used by ``/metrics``;
-* a window query sums whole hours plus the minutes at its edges (at most ~140 sums for
-  24 h), so its cost does not grow with traffic.
+* **Windows** (the API's ``last_5m`` ... ``last_24h``, the alerter's burn-rate windows)
+  reflect the latest record of every minute: replacing a record applies ``new - old`` to
+  the minute's and the hour's aggregate (counts and sketch bins subtract exactly), and a
+  tombstone takes the record out. A query sums whole hours plus the minutes at its edges
+  (at most ~140 sums for 24 h), so its cost does not grow with traffic. Min and max do not
+  subtract; they are recomputed from the (at most one per partition) records of a minute
+  when one of them changes and taken over the window's minutes at query time, so ``max``
+  stays exact.
+* **Totals** (:attr:`FlowStats.total`, Prometheus counters) never decrease, whatever the
+  records do: per live (partition, minute) slot the per-field maximum of every record seen
+  is what counts (a record replayed from older worker state after a crash can be smaller;
+  it lowers nothing), and when a slot is tombstoned (the worker expires windows after
+  :data:`~streams.stats.records.RETENTION_MINUTES`) or pruned here, its maximum stays in
+  the total as retired. So ``total = retired + sum over live slots of their maximum``,
+  kept as a running sum of non-negative increments. A new record of a tombstoned slot is
+  a new window (the worker dropped the old one from its state) and counts from zero.
 
-Min and max are not subtractable; they are recomputed from the (at most one per partition)
-records of a minute when one of them changes, and taken over the window's minutes at query
-time, so ``max`` stays exact. Window records older than
-:data:`~streams.stats.records.RETENTION_MINUTES` before the reference minute are dropped
-from memory.
+Records of a minute older than :data:`~streams.stats.records.RETENTION_MINUTES` behind the
+reference time (:meth:`FlowStats.as_of`) are dropped, from the windows and from the
+totals: such a slot is retired, and a later record of it is a replay, not news.
 
-Everything is a pure function of the records applied: two read models fed the same
-records answer the same.
+Everything is a pure function of the records applied: two instances fed the same
+records in the same order answer the same; windows do not depend on the order at all.
 """
 
 from __future__ import annotations
@@ -59,6 +67,14 @@ class Tally:
         self.late += sign * other.late
         self.lost += sign * other.lost
         self.clock_skew += sign * other.clock_skew
+
+    def excess(self, new: Tally) -> tuple[Tally, bool]:
+        """What the per-field maximum of this and ``new`` adds to this, and whether
+        ``new`` is below this in some field."""
+        mine = (self.count, self.on_time, self.late, self.lost, self.clock_skew)
+        theirs = (new.count, new.on_time, new.late, new.lost, new.clock_skew)
+        delta = Tally(*(max(0, b - a) for a, b in zip(mine, theirs, strict=True)))
+        return delta, any(b < a for a, b in zip(mine, theirs, strict=True))
 
 
 @dataclass(slots=True)
@@ -102,12 +118,14 @@ class FlowStats:
 
     def __init__(self) -> None:
         self._records: dict[tuple[int, int], WindowRecord] = {}
+        self._peaks: dict[tuple[int, int], Aggregate] = {}
+        """Per-field maxima of the slots whose latest record is not their maximum."""
         self._by_minute: dict[int, dict[int, WindowRecord]] = {}
         self._minutes: dict[int, Aggregate] = {}
         self._minmax: dict[int, tuple[float, float]] = {}
         self._hours: dict[int, Aggregate] = {}
         self.total = Aggregate()
-        """All-time sum of the latest window records (monotone unless a worker resets)."""
+        """All-time totals: never decrease (see the module doc)."""
         self.gauges: dict[int, GaugeRecord] = {}
         self._floor = -(2**62)
         self.updated_at: int | None = None
@@ -117,14 +135,11 @@ class FlowStats:
     def apply_window(self, rec: WindowRecord) -> None:
         """Replace the record of ``(partition, minute)``; idempotent for a repeated record."""
         self._touch(rec.updated_at)
+        if rec.minute < self._floor:
+            return
         slot = (rec.partition, rec.minute)
         old = self._records.get(slot)
-        if old is not None:
-            self.total.add_stats(old.stats, -1)
-        self.total.add_stats(rec.stats)
-        if rec.minute < self._floor:
-            self._records.pop(slot, None)
-            return
+        self._raise_total(slot, old, rec.stats)
         minute_agg = self._minutes.setdefault(rec.minute, Aggregate())
         hour_agg = self._hours.setdefault(rec.minute // HOUR_MINUTES, Aggregate())
         if old is not None:
@@ -149,15 +164,41 @@ class FlowStats:
         self.gauges.pop(partition, None)
 
     def delete_window(self, partition: int, minute: int) -> None:
-        """Apply the tombstone of a window key."""
-        old = self._records.pop((partition, minute), None)
+        """Apply the tombstone of a window key: out of the windows, retired in the totals."""
+        slot = (partition, minute)
+        old = self._records.pop(slot, None)
+        self._peaks.pop(slot, None)
         if old is None:
             return
-        self.total.add_stats(old.stats, -1)
         self._minutes[minute].add_stats(old.stats, -1)
         self._hours[minute // HOUR_MINUTES].add_stats(old.stats, -1)
         self._by_minute[minute].pop(partition, None)
         self._refresh_minmax(minute)
+
+    def _raise_total(
+        self, slot: tuple[int, int], old: WindowRecord | None, new: WindowStats
+    ) -> None:
+        """Add to the totals what ``new`` raises the slot's per-field maximum by."""
+        if old is None:
+            self.total.add_stats(new)
+            return
+        peak = self._peaks.get(slot)
+        if peak is None:
+            tally, bins = Tally.of(old.stats), old.stats.sketch.bins
+        else:
+            tally, bins = peak.tally, peak.bins
+        more_tally, tally_below = tally.excess(Tally.of(new))
+        more_bins, bins_below = bins.excess(new.sketch.bins)
+        self.total.tally.add(more_tally)
+        self.total.bins.add(more_bins)
+        if not (tally_below or bins_below):
+            self._peaks.pop(slot, None)  # ``new`` is the maximum: nothing else to keep
+            return
+        raised = Aggregate(Tally(), bins.copy())
+        raised.tally.add(tally)
+        raised.tally.add(more_tally)
+        raised.bins.add(more_bins)
+        self._peaks[slot] = raised
 
     def _touch(self, updated_at: int) -> None:
         if self.updated_at is None or updated_at > self.updated_at:
@@ -179,6 +220,7 @@ class FlowStats:
         for minute in [m for m in self._by_minute if m < floor]:
             for rec in self._by_minute.pop(minute).values():
                 self._records.pop((rec.partition, rec.minute), None)
+                self._peaks.pop((rec.partition, rec.minute), None)
             self._minutes.pop(minute, None)
             self._minmax.pop(minute, None)
         for hour in [h for h in self._hours if (h + 1) * HOUR_MINUTES <= floor]:
