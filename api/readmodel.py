@@ -38,14 +38,13 @@ from api.models import (
     FlowView,
     LagQuantiles,
     StatsSource,
-    Status,
     Windows,
     WindowView,
 )
-from streams import topics
+from streams import slo, topics
 from streams.core.model import Flow
 from streams.stats import records as stats
-from streams.stats.windows import DAY_MINUTES, Aggregate, FlowStats, WindowResult
+from streams.stats.windows import DAY_MINUTES, Aggregate, FlowStats, Tally, WindowResult
 
 Clock = Callable[[], int]
 STALE_FACTOR = 3
@@ -198,9 +197,10 @@ class ReadModel:
         flow_stats = self._flow_stats(flow.name)
         as_of = flow_stats.as_of()
         ref_minute = (now if as_of is None else as_of) // stats.MINUTE_MS
+        five, hour = flow_stats.window(ref_minute, 5), flow_stats.window(ref_minute, 60)
         windows = Windows(
-            last_5m=_window_view(flow_stats.window(ref_minute, 5)),
-            last_1h=_window_view(flow_stats.window(ref_minute, 60)),
+            last_5m=_window_view(five),
+            last_1h=_window_view(hour),
             last_24h=_window_view(flow_stats.window(ref_minute, DAY_MINUTES)),
         )
         gauges = list(flow_stats.gauges.values())
@@ -211,8 +211,18 @@ class ReadModel:
         open_breaches = self.breaches.open_for(flow.name)
         oldest_deadline = min((int(b["deadline"]) for b in open_breaches), default=None)
         monitor_lag = max((g.monitor_lag_ms for g in gauges), default=None)
-        status, reasons = _status(
-            flow, windows, len(open_breaches), oldest_deadline, as_of, monitor_lag, stale
+        verdict = slo.flow_status(
+            slo.FlowHealth(
+                target_ms=flow.target_ms,
+                objective=flow.objective,
+                last_1h=_outcomes(hour.tally),
+                last_5m=_outcomes(five.tally),
+                open_breaches=len(open_breaches),
+                oldest_open_deadline=oldest_deadline,
+                as_of=as_of,
+                monitor_lag_ms=monitor_lag,
+                stale_partitions=tuple(stale),
+            )
         )
         return FlowView(
             name=flow.name,
@@ -229,8 +239,8 @@ class ReadModel:
                 None if oldest is None or as_of is None else max(0, as_of - oldest)
             ),
             monitor_lag_ms=monitor_lag,
-            status=status,
-            status_reasons=reasons,
+            status=verdict.status,
+            status_reasons=list(verdict.reasons),
             stats=StatsSource(
                 partitions=len(gauges), stale_partitions=stale, updated_at=flow_stats.updated_at
             ),
@@ -275,9 +285,12 @@ class ReadModel:
         return timeline.build(flow, key, measurements, breach, as_of)
 
 
+def _outcomes(t: Tally) -> slo.Outcomes:
+    return slo.Outcomes(on_time=t.on_time, late=t.late, lost=t.lost)
+
+
 def _window_view(res: WindowResult) -> WindowView:
     t = res.tally
-    outcomes = t.on_time + t.late + t.lost
     p50, p95, p99 = res.sketch.quantiles((0.50, 0.95, 0.99))
     return WindowView(
         window_ms=(res.to_minute - res.from_minute + 1) * stats.MINUTE_MS,
@@ -288,44 +301,7 @@ def _window_view(res: WindowResult) -> WindowView:
         late=t.late,
         lost=t.lost,
         clock_skew=t.clock_skew,
-        outcomes=outcomes,
-        on_time_ratio=None if outcomes == 0 else t.on_time / outcomes,
+        outcomes=t.on_time + t.late + t.lost,
+        on_time_ratio=_outcomes(t).on_time_ratio(),
         lag_ms=LagQuantiles(p50=p50, p95=p95, p99=p99, max=res.sketch.max),
     )
-
-
-def _status(
-    flow: Flow,
-    windows: Windows,
-    open_breaches: int,
-    oldest_deadline: int | None,
-    as_of: int | None,
-    monitor_lag_ms: int | None,
-    stale: list[int],
-) -> tuple[Status, list[str]]:
-    """The rule of docs/api.md ("Status"): breaching beats warning beats ok."""
-    breaching: list[str] = []
-    warning: list[str] = []
-    hour, five = windows.last_1h, windows.last_5m
-    if hour.on_time_ratio is not None and hour.on_time_ratio < flow.objective:
-        breaching.append(f"1 h on-time ratio {hour.on_time_ratio:.4f} < objective {flow.objective}")
-    if oldest_deadline is not None and as_of is not None:
-        overdue_by = as_of - oldest_deadline
-        if overdue_by > flow.target_ms:
-            breaching.append(
-                f"an open breach is {overdue_by} ms past its deadline "
-                f"(> target {flow.target_ms} ms)"
-            )
-    if five.on_time_ratio is not None and five.on_time_ratio < flow.objective:
-        warning.append(f"5 min on-time ratio {five.on_time_ratio:.4f} < objective {flow.objective}")
-    if open_breaches:
-        warning.append(f"{open_breaches} open breach{'es' if open_breaches > 1 else ''}")
-    if monitor_lag_ms is not None and monitor_lag_ms > flow.target_ms:
-        warning.append(f"monitor lag {monitor_lag_ms} ms > target {flow.target_ms} ms")
-    if stale:
-        warning.append(f"stale statistics from partitions {stale}")
-    if breaching:
-        return "breaching", breaching + warning
-    if warning:
-        return "warning", warning
-    return "ok", []
