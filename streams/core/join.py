@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streams.core.model import Breach, BreachKind, Flow, FlowEvent, Measurement, Outputs, Source
-from streams.stats.records import WindowStats as WindowStats  # re-exported (codec, tests)
+from streams.stats.records import WindowStats
 
 MINUTE_MS = 60_000
 EntityKey = tuple[str, str]

@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
-from streams.core.join import Entity, Ref, WindowStats
+from streams.core.join import Entity, Ref
 from streams.core.model import Breach, FlowEvent, Measurement, Side
 from streams.core.watermark import PartitionReport
+from streams.stats.records import WindowStats
 
 _SIDES: tuple[Side, Side] = ("start", "end")
 SEP = "\x1f"

@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from streams import topics
-from streams.core.join import MINUTE_MS, Entity, JoinCore, WindowStats
+from streams.core.join import MINUTE_MS, Entity, JoinCore
 from streams.core.model import Flow, Outputs
 from streams.core.watermark import WatermarkBoard
 from streams.errors import StateError
@@ -31,6 +31,7 @@ from streams.pipeline import codec
 from streams.pipeline.codec import Tick
 from streams.pipeline.quarantine import quarantine_record
 from streams.stats import records as stats
+from streams.stats.records import WindowStats
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,6 @@ class _Partition:
     board: WatermarkBoard = field(default_factory=WatermarkBoard)
     last_stats: int = 0
     unpublished_windows: set[tuple[str, int]] = field(default_factory=set)
-
-
-_window_key = codec.window_key
-
-
-def _json(obj: Any) -> bytes:
-    return orjson.dumps(obj)
 
 
 class Joiner:
@@ -139,7 +133,7 @@ class Joiner:
         )
         rec = quarantine_record(topic, partition, offset, "corrupt_internal", detail, raw, now)
         step.records.append(
-            (topics.QUARANTINE, f"{topic}:{partition}:{offset}".encode(), _json(rec))
+            (topics.QUARANTINE, f"{topic}:{partition}:{offset}".encode(), orjson.dumps(rec))
         )
 
     def _on_tick(self, partition: int, part: _Partition, tick: Tick, step: Step, now: int) -> None:
@@ -181,7 +175,7 @@ class Joiner:
         core, records = part.core, step.records
         horizon = now // MINUTE_MS - stats.RETENTION_MINUTES
         for flow, minute in core.prune_windows(horizon):
-            step.writes.append((_window_key(partition, flow, minute), None))
+            step.writes.append((codec.window_key(partition, flow, minute), None))
             records.append((topics.STATS, stats.window_key(flow, partition, minute).encode(), None))
         for flow, minute in sorted(part.unpublished_windows):
             win = core.windows.get((flow, minute))

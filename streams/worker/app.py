@@ -40,6 +40,7 @@ from streams import topics
 from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
 from streams.flows.config import flow_topics
+from streams.kafka.clients import connection
 from streams.pipeline.codec import encode_tick
 from streams.pipeline.decoder import Decoder
 from streams.pipeline.ingest import Ingest
@@ -102,7 +103,7 @@ def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_m
         stats_interval_ms=settings.stats_interval_ms,
     )
     reader = InputReader(
-        bootstrap=settings.kafka_bootstrap,
+        kafka=connection(settings),
         group_id=f"{settings.app_id}-ingest",
         input_topics=flow_topics(flows),
         events_topic=events_topic,

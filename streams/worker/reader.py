@@ -26,11 +26,12 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
 
 from streams import topics
 from streams.core.clock import Clock, now_ms
 from streams.core.watermark import PartitionReport
+from streams.kafka.clients import KafkaConnection, new_consumer
+from streams.kafka.errors import fatal, retriable
 from streams.pipeline.codec import encode_events, event_chunks
 from streams.pipeline.ingest import Ingest
 
@@ -52,7 +53,7 @@ class InputReader:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        kafka: KafkaConnection,
         group_id: str,
         input_topics: Sequence[str],
         events_topic: str,
@@ -70,8 +71,8 @@ class InputReader:
         self.send = send
         self.flush = flush
         self.max_records = max_records
+        self.kafka = kafka
         self._consumer_options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap,
             "group_id": group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
@@ -95,7 +96,7 @@ class InputReader:
 
     async def run(self) -> None:
         """Read until cancelled; commits what was delivered on the way out."""
-        self._consumer = AIOKafkaConsumer(**self._consumer_options)  # needs the running loop
+        self._consumer = new_consumer(self.kafka, **self._consumer_options)  # in the loop
         await self.consumer.start()
         self.consumer.subscribe(self.input_topics, listener=_Listener(self))
         try:
@@ -106,10 +107,7 @@ class InputReader:
                 if batches:
                     await self._forward(batches)
                 if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
-                    try:
-                        await self.commit()
-                    except KafkaError as exc:  # e.g. a rebalance in progress: retried next time
-                        log.warning("commit failed (%r); retrying at the next interval", exc)
+                    await self._commit_or_retry_later()
         finally:
             try:
                 await self.commit()
@@ -155,6 +153,14 @@ class InputReader:
         for tp, msgs in batches.items():
             self._processed[tp] = msgs[-1].offset + 1
 
+    async def _commit_or_retry_later(self) -> None:
+        try:
+            await self.commit()
+        except Exception as exc:
+            if not retriable(exc):  # e.g. not authorized: retrying cannot fix it
+                raise fatal(exc, "the input reader") from exc
+            log.warning("commit failed (%r); retrying at the next interval", exc)
+
     async def commit(self) -> None:
         """Flush the producer, then commit what it delivered (never the other way round)."""
         async with self._lock:
@@ -197,7 +203,9 @@ class InputReader:
                 committed = await self.consumer.committed(tp)
                 if committed is None:
                     committed = (await self.consumer.beginning_offsets([tp]))[tp]
-            except KafkaError as exc:
+            except Exception as exc:
+                if not retriable(exc):
+                    raise fatal(exc, "the input reader") from exc
                 log.warning("cannot read where %s resumes (%r); retrying", tp, exc)
                 return
             self.ingest.clock.start_at(tp.topic, tp.partition, committed)

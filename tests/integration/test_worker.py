@@ -217,7 +217,8 @@ async def test_two_workers_reach_the_same_final_state(
     assert b.proc is not None
     assert b.proc.poll() is None
     # they really shared the join partitions
-    shares = (a.assigned(topics.FLOW_EVENTS), b.assigned(topics.FLOW_EVENTS))
+    events = topics.flow_events_topic(a.app_id)
+    shares = (a.assigned(events), b.assigned(events))
     assert None not in shares, shares
     assert "{0-7}" not in shares, shares
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.join import Entity, Ref, WindowStats
+from streams.core.join import Entity, Ref
 from streams.core.model import FlowEvent
 from streams.core.watermark import PartitionReport
 from streams.pipeline import codec
+from streams.stats.records import WindowStats
 
 
 def ev(i: int, side: str = "start") -> FlowEvent:
