@@ -1,4 +1,4 @@
-"""Worker throughput on the real broker, side by side with two references (DESIGN section 10).
+"""Worker throughput on the real broker, side by side with two references (DESIGN section 12).
 
     .venv/bin/python bench/throughput.py --events 200000          # own embedded broker
     .venv/bin/python bench/throughput.py --bootstrap 127.0.0.1:9092 --runs 3
@@ -17,8 +17,8 @@ every start has an on-time completion; keys spread over 8 partitions of each of 
     timestamp (producer CreateTime) of the first record on the table's changelog to that of
     the last; done when the changelog holds N records.
 (c) the freshness worker (``python -m streams.cli worker`` subprocess, its default
-    settings). Time: from the CreateTime of the first flow-events batch message (the ingest
-    agent sends it right after decoding its first input batch; watermark ticks, sent from
+    settings). Time: from the CreateTime of the first flow-events batch message (the input
+    reader sends it right after decoding its first input batch; watermark ticks, sent from
     start-up on, are not counted) to the CreateTime of the last record on
     ``freshness.measurements``; done when the topic holds N/2 measurements AND the worker's
     input group (``<app id>-ingest``) has committed every input partition to its end offset.
@@ -59,6 +59,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,19 @@ async def run_naive(bootstrap: str, home: Path, n: int, timeout_s: float) -> dic
 # -- (c) the freshness worker --------------------------------------------------------------
 
 
+@dataclass
+class WorkerRun:
+    """What was sampled while a (c) worker ran (wall times in seconds)."""
+
+    t_measured: float | None = None
+    """When ``freshness.measurements`` first held every expected measurement."""
+    t_committed: float | None = None
+    """When the input group first had every input partition committed to its end."""
+    cpu_samples: list[tuple[float, float]] = field(default_factory=list)
+    """(wall time, CPU seconds of all threads), every ~0.3 s."""
+    thread_samples: list[dict[str, float]] = field(default_factory=list)
+
+
 async def run_worker(
     bootstrap: str,
     home: Path,
@@ -415,7 +429,6 @@ async def run_worker(
     legacy = [LEGACY_FLOW_EVENTS] if src is not None else []
     await reset_topics(bootstrap, [*WORKER_OUTPUTS, *legacy])
     app_id = f"bench-worker-{uuid.uuid4().hex[:8]}"
-    expected = n // 2
     if profile is None:
         args = [sys.executable, "-m", "streams.cli", "worker"]
     else:
@@ -425,31 +438,9 @@ async def run_worker(
         env["PYTHONPATH"] = str(src)
     proc = worker_child("(c) worker", args, env, home / f"{app_id}.log", cwd=src or ROOT)
     input_ends = await end_offsets(bootstrap, inputs)
-    input_tps = [tp for tp in input_ends if input_ends[tp] > 0]
     proc.start()
-    t_measured = t_committed = None
-    cpu_samples: list[tuple[float, float]] = []
-    thread_samples: list[dict[str, float]] = []
     try:
-        deadline = time.monotonic() + timeout_s
-        while t_measured is None or t_committed is None:
-            check(proc)
-            if time.monotonic() > deadline:
-                raise SystemExit(f"(c) not done in {timeout_s}s (see {proc.log})")
-            await asyncio.sleep(0.25)
-            cpu_samples.append((time.time(), sum(thread_cpu(proc).values())))
-            if t_measured is None:
-                with contextlib.suppress(Exception):
-                    got = sum((await end_offsets(bootstrap, [topics.MEASUREMENTS])).values())
-                    if got >= expected:
-                        t_measured = time.time()
-                        thread_samples.append(thread_cpu(proc))
-            if t_committed is None:
-                with contextlib.suppress(Exception):
-                    # the worker reads its inputs in the group "<app id>-ingest"
-                    offs = await committed(bootstrap, f"{app_id}-ingest", input_tps)
-                    if all(offs.get(tp, -1) >= input_ends[tp] for tp in input_tps):
-                        t_committed = time.time()
+        run = await _watch_worker(bootstrap, proc, app_id, n // 2, input_ends, timeout_s)
     finally:
         proc.stop()
     events_topic = topics.flow_events_topic(app_id)
@@ -457,6 +448,49 @@ async def run_worker(
     await delete_topics(bootstrap, [events_topic])  # one per run: do not pile them up
     batches = [m for m in flow_msgs if m.value and m.value.startswith(b'{"e"')]
     first = min(m.timestamp for m in batches)
+    return await _checked_outputs(bootstrap, n, first, len(batches), run)
+
+
+async def _watch_worker(
+    bootstrap: str,
+    proc: Child,
+    app_id: str,
+    expected: int,
+    input_ends: dict[Any, int],
+    timeout_s: float,
+) -> WorkerRun:
+    """Sample the worker until it has made ``expected`` measurements and committed every
+    input partition to its end (``input_ends``)."""
+    input_tps = [tp for tp in input_ends if input_ends[tp] > 0]
+    run = WorkerRun()
+    deadline = time.monotonic() + timeout_s
+    while run.t_measured is None or run.t_committed is None:
+        check(proc)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"(c) not done in {timeout_s}s (see {proc.log})")
+        await asyncio.sleep(0.25)
+        run.cpu_samples.append((time.time(), sum(thread_cpu(proc).values())))
+        if run.t_measured is None:
+            with contextlib.suppress(Exception):
+                got = sum((await end_offsets(bootstrap, [topics.MEASUREMENTS])).values())
+                if got >= expected:
+                    run.t_measured = time.time()
+                    run.thread_samples.append(thread_cpu(proc))
+        if run.t_committed is None:
+            with contextlib.suppress(Exception):
+                # the worker reads its inputs in the group "<app id>-ingest"
+                offs = await committed(bootstrap, f"{app_id}-ingest", input_tps)
+                if all(offs.get(tp, -1) >= input_ends[tp] for tp in input_tps):
+                    run.t_committed = time.time()
+    return run
+
+
+async def _checked_outputs(
+    bootstrap: str, n: int, first: int, batches: int, run: WorkerRun
+) -> dict[str, Any]:
+    """The (c) result, from the first of ``batches`` flow-events batches (CreateTime
+    ``first``) to the last measurement; the run fails unless the output is exactly right."""
+    expected = n // 2
     meas = await read_all(bootstrap, [topics.MEASUREMENTS])
     last = max(m.timestamp for m in meas)
     keys = {m.key for m in meas}
@@ -475,16 +509,16 @@ async def run_worker(
         "events": n,
         "measurements": len(meas),
         "distinct_measurements": len(keys),
-        "flow_event_batches": len(batches),
+        "flow_event_batches": batches,
         "seconds": round(secs, 3),
         "events_per_s": round(n / secs),
         "commit_caught_up_after_last_output_s": round(
-            max(0.0, (t_committed or 0) - last / 1000), 2
+            max(0.0, (run.t_committed or 0) - last / 1000), 2
         ),
     }
-    if thread_samples:
-        result["thread_cpu_s"] = thread_samples[-1]
-    busy = _interpolate(cpu_samples, last / 1000) - _interpolate(cpu_samples, first / 1000)
+    if run.thread_samples:
+        result["thread_cpu_s"] = run.thread_samples[-1]
+    busy = _interpolate(run.cpu_samples, last / 1000) - _interpolate(run.cpu_samples, first / 1000)
     # CPU of the worker process (all threads) between the first and the last output, per
     # input event (interpolated from samples taken every ~0.3 s)
     result["cpu_us_per_event"] = round(busy * 1e6 / n, 1)

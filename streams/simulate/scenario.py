@@ -13,7 +13,7 @@ the records from the start has every fact it needs by the time it is caught up.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +25,8 @@ from streams.pipeline.quarantine import MAX_RECORD_BYTES
 from streams.testing.records import valid_record
 
 Outcome = Literal["on_time", "late", "missing"]
+Emit = Callable[[int, int, str, str, dict[str, object]], None]
+"""``emit(at, order, topic, key, record)``: one record of the scenario."""
 CASES = (
     "on_time",
     "exact",
@@ -100,45 +102,65 @@ def scripted(
         flow = flows[i % len(flows)]
         case = CASES[(i // len(flows)) % len(CASES)]
         key = f"{prefix}-{i}"
-        target = flow.target_ms
         started = base + (i * 10_000) // max(starts, 1)
-        lag: int | None = {
-            "on_time": rng.randrange(target),
-            "exact": target,
-            "late": target + 1 + rng.randrange(target),
-            "missing": None,
-            "out_of_order": 0,
-            "duplicate": rng.randrange(target),
-            "skew": -1 - rng.randrange(2_000),
-            "unmatched": None,
-            "second_completion": rng.randrange(target // 2),
-        }[case]
+        lag = _draw_lag(case, flow.target_ms, rng)
         if case == "unmatched" and flow.end_filter is None:
             case = "missing"
-        start = valid_record(flow, "start", key, f"{key}-s", started)
-        emit(started, 1, flow.start_topic, key, start)
-        if case == "duplicate":
-            emit(started, 3, flow.start_topic, key, start)
-        if lag is not None:
-            end = valid_record(flow, "end", key, f"{key}-c", started + lag)
-            emit(started + lag, 0 if case == "out_of_order" else 2, flow.end_topic, key, end)
-            if case == "duplicate":
-                emit(started + lag, 3, flow.end_topic, key, end)
-        if case == "second_completion":
-            at = started + target + 5_000
-            second = valid_record(flow, "end", key, f"{key}-c2", at, attempt=2)
-            emit(at, 2, flow.end_topic, key, second)
-        if case == "unmatched":
-            assert flow.end_filter is not None
-            stray = valid_record(flow, "end", key, f"{key}-u", started + 10)
-            set_path(stray, flow.end_filter.path, _other_value(flows, flow))
-            emit(started + 10, 2, flow.end_topic, key, stray)
-        outcome: Outcome = "missing" if lag is None else ("on_time" if lag <= target else "late")
+        _emit_entity(emit, flows, flow, case, key, started, lag)
+        on_time = lag is not None and lag <= flow.target_ms
+        outcome: Outcome = "missing" if lag is None else ("on_time" if on_time else "late")
         sc.expected[f"{flow.name}:{key}"] = Expectation(flow.name, key, case, outcome, lag, started)
     pending.sort()
     sc.records = [(topic, key.encode(), value) for _, _, _, topic, key, value in pending]
     _malformed(sc, flows[0], prefix, base)
     return sc
+
+
+def _draw_lag(case: str, target: int, rng: random.Random) -> int | None:
+    """The completion lag of ``case`` (None: no completion). Draws the same random numbers
+    whatever the case, so an entity's lag depends only on the seed and its index."""
+    lags: dict[str, int | None] = {
+        "on_time": rng.randrange(target),
+        "exact": target,
+        "late": target + 1 + rng.randrange(target),
+        "missing": None,
+        "out_of_order": 0,
+        "duplicate": rng.randrange(target),
+        "skew": -1 - rng.randrange(2_000),
+        "unmatched": None,
+        "second_completion": rng.randrange(target // 2),
+    }
+    return lags[case]
+
+
+def _emit_entity(
+    emit: Emit,
+    flows: Sequence[Flow],
+    flow: Flow,
+    case: str,
+    key: str,
+    started: int,
+    lag: int | None,
+) -> None:
+    """Every record of one entity of ``case``; ``emit(at, order, topic, key, record)``."""
+    start = valid_record(flow, "start", key, f"{key}-s", started)
+    emit(started, 1, flow.start_topic, key, start)
+    if case == "duplicate":
+        emit(started, 3, flow.start_topic, key, start)
+    if lag is not None:
+        end = valid_record(flow, "end", key, f"{key}-c", started + lag)
+        emit(started + lag, 0 if case == "out_of_order" else 2, flow.end_topic, key, end)
+        if case == "duplicate":
+            emit(started + lag, 3, flow.end_topic, key, end)
+    if case == "second_completion":
+        at = started + flow.target_ms + 5_000
+        second = valid_record(flow, "end", key, f"{key}-c2", at, attempt=2)
+        emit(at, 2, flow.end_topic, key, second)
+    if case == "unmatched":
+        assert flow.end_filter is not None
+        stray = valid_record(flow, "end", key, f"{key}-u", started + 10)
+        set_path(stray, flow.end_filter.path, _other_value(flows, flow))
+        emit(started + 10, 2, flow.end_topic, key, stray)
 
 
 def _other_value(flows: Sequence[Flow], flow: Flow) -> object:
