@@ -233,7 +233,8 @@ class SinkDriver:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Deliver until :meth:`stop`. Queued states are not sent after it returns."""
+        """Deliver until :meth:`stop`. Queued states are not sent after it returns, and
+        cancelling it drops the request in flight (which was not reported delivered)."""
         while not self._stopping:
             self._wakeup.clear()
             now = self._clock()

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from aiohttp import web
@@ -113,7 +113,7 @@ class LocalPeer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> LocalPeer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
