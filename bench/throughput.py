@@ -334,14 +334,12 @@ def naive_main() -> None:
     """The (b) worker: one table write per input event (Faust defaults otherwise)."""
     import faust
 
-    from streams.worker.app import broker_urls
-
     env = os.environ
     datadir = Path(env["FRESHNESS_HOME"]) / "naive" / env["FRESHNESS_APP_ID"]
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         env["FRESHNESS_APP_ID"],
-        broker=broker_urls(env["FRESHNESS_KAFKA_BOOTSTRAP"]),
+        **kafka.faust_app_options(KafkaConnection(env["FRESHNESS_KAFKA_BOOTSTRAP"])),
         store="rocksdb://",
         datadir=str(datadir),
         web_enabled=False,

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["start", "stop", "status"])
     kafka.set_defaults(handler=_kafka)
 
-    topics = sub.add_parser("topics", help="create every input and output topic")
+    topics = sub.add_parser(
+        "topics", help="create every topic the configured flows and app id need (idempotent)"
+    )
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(handler=_topics)
 

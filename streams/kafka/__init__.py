@@ -2,7 +2,8 @@
 
 * :mod:`~streams.kafka.clients`: :class:`KafkaConnection` and the one place connection
   settings become client options (:func:`client_options`); :func:`new_consumer`,
-  :func:`new_producer` and :func:`new_admin` build every client from it.
+  :func:`new_producer` and :func:`new_admin` build every client from it, and
+  :func:`faust_app_options` gives a Faust app the same connection.
 * :mod:`~streams.kafka.metadata`: :func:`topic_partitions`, a fresh snapshot of which
   partitions topics have (the one use of aiokafka's private metadata call).
 * :mod:`~streams.kafka.offsets`: :func:`offsets_for_time`, where reading from a timestamp
@@ -18,6 +19,7 @@ from streams.kafka.clients import (
     KafkaConnection,
     client_options,
     connection,
+    faust_app_options,
     new_admin,
     new_consumer,
     new_producer,
@@ -34,6 +36,7 @@ __all__ = [
     "ensure_required_topics",
     "ensure_topics",
     "fatal",
+    "faust_app_options",
     "new_admin",
     "new_consumer",
     "new_producer",

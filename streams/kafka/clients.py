@@ -3,13 +3,15 @@
 :func:`client_options` is the one place where connection settings become aiokafka
 arguments; :func:`new_consumer`, :func:`new_producer` and :func:`new_admin` add them to
 every client and refuse a caller's attempt to set them itself, so no client can connect
-differently from the others.
+differently from the others. :func:`faust_app_options` is the same for a Faust app (which
+builds its own aiokafka clients from ``broker`` and, later, ``broker_credentials``).
 
 Security seam (DESIGN section 13): the ``FRESHNESS_KAFKA_SECURITY_PROTOCOL``, ``_SASL_*`` and
 ``_SSL_*`` settings become fields of :class:`KafkaConnection`, are read from
 :class:`~streams.settings.Settings` in :func:`connection` and mapped to aiokafka's
 ``security_protocol``, ``sasl_*`` and ``ssl_context`` in :func:`client_options`. Nothing
-outside this module changes. Today every connection is plaintext.
+outside this module changes (Faust's ``broker_credentials`` in :func:`faust_app_options`).
+Today every connection is plaintext.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def client_options(kafka: Settings | KafkaConnection) -> dict[str, Any]:
     admin clients. Only keys of :data:`CONNECTION_OPTIONS` appear."""
     conn = connection(kafka)
     return {"bootstrap_servers": conn.bootstrap}
+
+
+def faust_app_options(kafka: Settings | KafkaConnection) -> dict[str, Any]:
+    """The ``faust.App`` arguments of the connection: ``broker`` (one ``kafka://`` URL per
+    bootstrap server)."""
+    conn = connection(kafka)
+    urls = [f"kafka://{hp.strip()}" for hp in conn.bootstrap.split(",") if hp.strip()]
+    return {"broker": urls}
 
 
 def _with_connection(kafka: Settings | KafkaConnection, options: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,11 @@ def test_options_come_from_the_settings_or_an_explicit_connection() -> None:
     assert set(kafka.client_options(settings)) <= kafka.clients.CONNECTION_OPTIONS
 
 
+def test_a_faust_app_gets_one_broker_url_per_bootstrap_server() -> None:
+    options = kafka.faust_app_options(KafkaConnection("k1:9092, k2:9093,"))
+    assert options == {"broker": ["kafka://k1:9092", "kafka://k2:9093"]}
+
+
 class Recorder:
     """Stands in for an aiokafka client class: keeps the arguments it was built with."""
 
