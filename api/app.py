@@ -71,7 +71,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        consumer = OutputConsumer(settings.kafka_bootstrap, model) if run_consumer else None
+        consumer = OutputConsumer(settings, model) if run_consumer else None
         if consumer is not None:
             consumer.start()
         try:

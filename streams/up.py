@@ -29,7 +29,7 @@ from streams.broker.commands import broker_for
 from streams.broker.process import EmbeddedBroker, answers
 from streams.flows.config import load_flows
 from streams.kafka.admin import ensure_required_topics
-from streams.process import Child as Child  # re-exported for older importers
+from streams.process import Child
 from streams.settings import Settings
 
 API_TIMEOUT_S = 2.0

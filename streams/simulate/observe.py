@@ -50,6 +50,7 @@ from streams.kafka import (
 from streams.settings import Settings
 from streams.simulate.score import Observed, score
 from streams.simulate.truth import Truth, read_truth
+from streams.stats import records as stats
 
 DEADLINE_MARGIN_MS = 1_500
 SEEK_BEFORE_MS = 60_000
@@ -67,7 +68,7 @@ class OutputReader:
         self.prefix = truth.key_prefix.encode()
         self.positions = {(m.topic, m.partition, m.offset) for m in truth.malformed}
         self.obs = Observed()
-        self.gauges: dict[tuple[str, int], dict[str, Any]] = {}
+        self.gauges: dict[tuple[str, int], stats.GaugeRecord] = {}
 
     def _ours(self, key: bytes | None) -> str | None:
         if not key:
@@ -79,9 +80,7 @@ class OutputReader:
         """Take one output record (a tombstone deletes a breach's state)."""
         if topic == topics.STATS:
             if value is not None:
-                rec = orjson.loads(value)
-                if rec.get("kind") == "gauge":
-                    self.gauges[(str(rec["flow"]), int(rec["partition"]))] = rec
+                self._gauge(value)
         elif topic == topics.QUARANTINE:
             if value is not None:
                 self._quarantine(orjson.loads(value))
@@ -90,6 +89,14 @@ class OutputReader:
                 self._breach(ident, None if value is None else orjson.loads(value), timestamp)
             elif topic == topics.MEASUREMENTS and value is not None:
                 self.obs.measurements[ident] = orjson.loads(value)
+
+    def _gauge(self, value: bytes) -> None:
+        try:
+            rec = stats.decode(value)
+        except ValueError:  # not ours to judge: the API counts it as a bad record
+            return
+        if isinstance(rec, stats.GaugeRecord):
+            self.gauges[(rec.flow, rec.partition)] = rec
 
     def _breach(self, ident: str, rec: dict[str, Any] | None, timestamp: int) -> None:
         if rec is None:
@@ -111,9 +118,9 @@ class OutputReader:
 
     def caught_up(self, since_ms: int) -> bool:
         """Every flow has a gauge written after ``since_ms`` and all of those say lag 0."""
-        fresh = [g for g in self.gauges.values() if int(g.get("updated_at", 0)) >= since_ms]
-        flows = {str(g["flow"]) for g in fresh}
-        return set(self.truth.flows) <= flows and all(g["monitor_lag_ms"] == 0 for g in fresh)
+        fresh = [g for g in self.gauges.values() if g.updated_at >= since_ms]
+        flows = {g.flow for g in fresh}
+        return set(self.truth.flows) <= flows and all(g.monitor_lag_ms == 0 for g in fresh)
 
 
 OUTPUT_TOPICS = (topics.BREACHES, topics.MEASUREMENTS, topics.QUARANTINE, topics.STATS)

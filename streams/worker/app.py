@@ -40,7 +40,7 @@ from streams import topics
 from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
 from streams.flows.config import flow_topics
-from streams.kafka.clients import connection
+from streams.kafka.clients import connection, faust_app_options
 from streams.pipeline.codec import encode_tick
 from streams.pipeline.decoder import Decoder
 from streams.pipeline.ingest import Ingest
@@ -53,10 +53,6 @@ from streams.worker.tuning import FAUST_TUNING
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "freshness-state"
-
-
-def broker_urls(bootstrap: str) -> list[str]:
-    return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
 def quiet_root_logger() -> None:
@@ -126,7 +122,7 @@ def faust_app(settings: Settings) -> faust.App:
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=broker_urls(settings.kafka_bootstrap),
+        **faust_app_options(settings),
         store="rocksdb://",
         datadir=str(datadir),
         topic_partitions=settings.partitions,

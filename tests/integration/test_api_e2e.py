@@ -20,8 +20,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.broker.process import free_port
 from streams.flows.config import load_flows
+from streams.process import Child
 from streams.simulate.scenario import Scenario, scripted
-from streams.up import Child
 
 FLOWS = load_flows(None)
 

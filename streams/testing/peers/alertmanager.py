@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 
 from streams.broker.process import free_port, log_tail
-from streams.up import Child
+from streams.process import Child
 
 VERSION = "0.35.0"
 """Must match ``ALERTMANAGER_VERSION`` in the Makefile."""

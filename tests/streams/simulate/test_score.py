@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from streams.simulate import observe
 from streams.simulate.percentile import percentile
 from streams.simulate.score import Observed, score
 from streams.simulate.truth import Truth, TruthMalformed, TruthStart, TruthWriter
+from streams.stats import records as stats
 
 T0 = 1_776_941_217_000
 DAY = 86_400_000
@@ -220,12 +222,11 @@ def test_reader_keeps_only_this_runs_records() -> None:
     reader.add(topics.BREACHES, s.ident.encode(), None, 222)
     assert reader.obs.breaches == {}
     assert reader.obs.breach_ids_ever == {s.ident}
-    gauge = {"kind": "gauge", "flow": "lead_to_posthog", "partition": 0, "monitor_lag_ms": 0}
-    reader.add(topics.STATS, b"g", orjson.dumps(dict(gauge, updated_at=T0)), 1)
+    gauge = stats.GaugeRecord("lead_to_posthog", 0, 0, None, 0, 0, T0, updated_at=T0)
+    reader.add(topics.STATS, *stats.record_kv(gauge), 1)
+    reader.add(topics.STATS, b"g", b"not a stats record", 1)  # skipped, not fatal
     assert not reader.caught_up(T0), "every flow needs a fresh gauge"
-    reader.add(
-        topics.STATS, b"g", orjson.dumps(dict(gauge, flow="dlq_first_retry", updated_at=T0)), 1
-    )
+    reader.add(topics.STATS, *stats.record_kv(replace(gauge, flow="dlq_first_retry")), 1)
     assert reader.caught_up(T0)
     assert not reader.caught_up(T0 + 1)
 
