@@ -1,8 +1,10 @@
 """The one exception tree of the project.
 
-``FreshnessError`` is the root. Callers branch on the subclass or on ``retriable``;
-HTTP status mapping happens only at the API edge. Every message says what was wrong
-and what to do about it.
+``FreshnessError`` is the root. Callers branch on the subclass; whether a Kafka error is
+worth retrying is for :func:`streams.kafka.errors.retriable` to say (from aiokafka's own
+flag), and an alert sink's answer is classified by its connector
+(:mod:`streams.connectors.sink`). HTTP status mapping happens only at the API edge. Every
+message says what was wrong and what to do about it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 
 class FreshnessError(Exception):
     """Root of every error this project raises on purpose."""
-
-    retriable: bool = False
 
 
 class ConfigError(FreshnessError):
@@ -32,10 +32,5 @@ class StateError(FreshnessError):
 
 
 class BrokerError(FreshnessError):
-    """The embedded broker cannot be fetched, started or reached."""
-
-
-class SinkError(FreshnessError):
-    """An output (topic, pager, HTTP peer) refused or failed a write."""
-
-    retriable = True
+    """The embedded broker cannot be fetched, started or reached, or Kafka refused a client
+    in a way retrying cannot fix (:class:`streams.kafka.errors.KafkaFatalError`)."""
