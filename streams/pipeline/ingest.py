@@ -61,14 +61,23 @@ class Ingest:
     def process(self, records: Iterable[InputRecord], observed_at: int) -> IngestResult:
         """Decode, validate and route ``records`` read at wall time ``observed_at``."""
         result = IngestResult()
-        batches = result.batches
-        read = result.read
-        n = self.join_partitions
+        batches, read = result.batches, result.read
+        n, skew, decode = self.join_partitions, self.max_future_skew_ms, self.decoder.decode
         for topic, partition, offset, timestamp, raw in records:
             try:
-                events = self.decoder.decode(topic, partition, offset, raw)
-                if events:
-                    self._check_future(events, timestamp, observed_at)
+                events = decode(topic, partition, offset, raw)
+                if not events:
+                    result.unmatched += 1
+                    read.append((topic, partition, offset, None))
+                    continue
+                at = (
+                    events[0].occurred_at
+                    if len(events) == 1
+                    else max(e.occurred_at for e in events)
+                )
+                written = timestamp if 0 <= timestamp < observed_at else observed_at
+                if at > written + skew:
+                    raise _future(at, written, skew)
             except InputError as exc:
                 rec = quarantine_record(
                     topic, partition, offset, exc.reason, exc.detail, raw, observed_at
@@ -76,26 +85,10 @@ class Ingest:
                 result.quarantine.append((f"{topic}:{partition}:{offset}".encode(), rec))
                 read.append((topic, partition, offset, None))
                 continue
-            if not events:
-                result.unmatched += 1
-                read.append((topic, partition, offset, None))
-                continue
             for ev in events:
                 batches.setdefault(route(ev.flow, ev.key, n), []).append(ev)
-            read.append((topic, partition, offset, max(e.occurred_at for e in events)))
+            read.append((topic, partition, offset, at))
         return result
-
-    def _check_future(self, events: list[FlowEvent], timestamp: int, observed_at: int) -> None:
-        written = observed_at if timestamp < 0 else min(timestamp, observed_at)
-        limit = written + self.max_future_skew_ms
-        at = max(e.occurred_at for e in events)
-        if at > limit:
-            raise InputError(
-                "future_time",
-                f"occurred_at {format_event_time(at)} is {at - written} ms after the record was "
-                f"written ({format_event_time(written)}); at most {self.max_future_skew_ms} ms "
-                "(FRESHNESS_MAX_FUTURE_SKEW_MS) is accepted",
-            )
 
     def forwarded(self, result: IngestResult) -> None:
         """Call once everything in ``result`` was handed to the producer."""
@@ -118,3 +111,12 @@ class Ingest:
             out.append(self.clock.report(topic, partition, highwater, now, grace_ms))
         self.clock.forget(tps)
         return out
+
+
+def _future(at: int, written: int, skew_ms: int) -> InputError:
+    return InputError(
+        "future_time",
+        f"occurred_at {format_event_time(at)} is {at - written} ms after the record was "
+        f"written ({format_event_time(written)}); at most {skew_ms} ms "
+        "(FRESHNESS_MAX_FUTURE_SKEW_MS) is accepted",
+    )

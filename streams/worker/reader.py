@@ -4,7 +4,7 @@ Faust's stream machinery costs about 75 µs per record on this kind of machine, 
 a Faust agent near 13,000 records/s before any work is done; the input records need no
 Faust feature (no table, no co-partitioning), so they are read with ``getmany`` instead,
 in their own consumer group (``<app id>-ingest``). The join stays a Faust agent over the
-repartitioned ``freshness.flow-events`` batches, where one message carries many events.
+repartitioned ``<app id>-flow-events`` batches, where one message carries many events.
 
 Guarantees:
 
