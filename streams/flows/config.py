@@ -4,7 +4,13 @@
 whose message names the file, the flow and the field at fault and says what to write
 instead, e.g. ``flows.yaml: flow 'lead_to_posthog': field 'target': '5x' is not a duration
 (use e.g. 250ms, 5s, 1m30s, 24h)``. Nothing is defaulted silently except the documented
-defaults (``time: occurred_at``, ``objective: 0.99``, ``give_up_after: 24h``).
+defaults (``time: occurred_at``, ``objective: 0.99``, ``give_up_after: 24h``, and the alert
+policy of DESIGN section 9 for a flow without ``alerts:``).
+
+:func:`load_config` gives the flows and, per flow name, its
+:class:`~streams.alerting.policy.AlertPolicy` (the ``alerts:`` key, parsed by
+:mod:`streams.flows.alerts`); :func:`load_flows` gives the flows alone. Both validate the
+whole file, alerts included, so every process refuses the same bad file.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,15 +26,17 @@ from typing import Any, NoReturn
 import orjson
 import yaml
 
+from streams.alerting.policy import AlertPolicy
 from streams.core.model import CompletionFilter, Flow
 from streams.errors import ConfigError
+from streams.flows.alerts import AlertsParser
 
 DEFAULT_FILE = "default.yaml"
 DEFAULT_TIME = ("occurred_at",)
 DEFAULT_OBJECTIVE = 0.99
 DEFAULT_GIVE_UP_AFTER_MS = 24 * 3600 * 1000
 
-_FLOW_FIELDS = ("name", "start", "completion", "target", "objective", "give_up_after")
+_FLOW_FIELDS = ("name", "start", "completion", "target", "objective", "give_up_after", "alerts")
 _START_FIELDS = ("topic", "key", "time")
 _END_FIELDS = ("topic", "key", "time", "filter")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -94,23 +103,43 @@ def parse_filter(text: str) -> CompletionFilter:
     return CompletionFilter(path, "==" if op == "==" else "!=", value)
 
 
+@dataclass(frozen=True, slots=True)
+class FlowsConfig:
+    """A valid flows file: its flows in file order, and each flow's alert policy by name
+    (every flow has one: the defaults when its ``alerts:`` key is absent)."""
+
+    flows: tuple[Flow, ...]
+    policies: Mapping[str, AlertPolicy]
+
+
 def load_flows(path: Path | None = None) -> tuple[Flow, ...]:
     """The flows of the YAML file at ``path``, or the packaged default four when ``None``.
 
     Raises :class:`ConfigError` naming file, flow and field when anything is wrong.
     """
+    return load_config(path).flows
+
+
+def load_config(path: Path | None = None) -> FlowsConfig:
+    """The flows and alert policies of the YAML file at ``path`` (the packaged default
+    when ``None``); :class:`ConfigError` naming file, flow and field when anything is wrong."""
     if path is None:
         text = resources.files(__package__).joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
-        return parse_flows(text, DEFAULT_FILE)
+        return parse_config(text, DEFAULT_FILE)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the flows file: {exc}") from None
-    return parse_flows(text, str(path))
+    return parse_config(text, str(path))
 
 
 def parse_flows(text: str, source: str = "<flows>") -> tuple[Flow, ...]:
     """Flows from YAML ``text``; ``source`` names it in error messages (a file name)."""
+    return parse_config(text, source).flows
+
+
+def parse_config(text: str, source: str = "<flows>") -> FlowsConfig:
+    """Flows and alert policies from YAML ``text``; ``source`` names it in error messages."""
     try:
         doc = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
@@ -126,9 +155,11 @@ def parse_flows(text: str, source: str = "<flows>") -> tuple[Flow, ...]:
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{source}: 'flows' must be a non-empty list of flow definitions")
     flows: list[Flow] = []
+    policies: dict[str, AlertPolicy] = {}
     seen: dict[str, int] = {}
     for index, item in enumerate(items, start=1):
-        flow = _Builder(source, index, item).build()
+        builder = _Builder(source, index, item)
+        flow = builder.build()
         if flow.name in seen:
             raise ConfigError(
                 f"{source}: flow {flow.name!r}: field 'name': duplicate flow name "
@@ -136,7 +167,8 @@ def parse_flows(text: str, source: str = "<flows>") -> tuple[Flow, ...]:
             )
         seen[flow.name] = index
         flows.append(flow)
-    return tuple(flows)
+        policies[flow.name] = builder.policy(flow)
+    return FlowsConfig(tuple(flows), policies)
 
 
 def flow_topics(flows: Iterable[Flow]) -> tuple[str, ...]:
@@ -204,6 +236,12 @@ class _Builder:
             objective=self._objective(item.get("objective", DEFAULT_OBJECTIVE)),
             give_up_after_ms=give_up_ms,
         )
+
+    def policy(self, flow: Flow) -> AlertPolicy:
+        """The alert policy of the flow :meth:`build` returned (its ``alerts:`` key)."""
+        raw = self.item.get("alerts") if isinstance(self.item, dict) else None
+        parser = AlertsParser(flow, self.fail, lambda f, v: self._duration(f, v, None))
+        return parser.parse(raw)
 
     def _check_fields(
         self, prefix: str, mapping: Mapping[Any, Any], allowed: tuple[str, ...]
