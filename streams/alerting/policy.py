@@ -153,6 +153,24 @@ class AlertPolicy:
         """The names of the alerts that are on: tiers in order, then stuck, then backlog."""
         return self._names
 
+    def routes_for(self, alert: str) -> frozenset[Route]:
+        """The routes of the alert named; every route for one this policy does not have
+        (a resolve owed to an alert since removed goes everywhere it may have gone)."""
+        rule = self._rule(alert)
+        return ALL_ROUTES if rule is None else rule.routes
+
+    def severity_for(self, alert: str) -> Severity | None:
+        """The severity of the alert named, ``None`` for one this policy does not have."""
+        rule = self._rule(alert)
+        return None if rule is None else rule.severity
+
+    def _rule(self, alert: str) -> BurnTier | StuckRule | BacklogRule | None:
+        if alert == STUCK:
+            return self.stuck
+        if alert == BACKLOG:
+            return self.backlog
+        return next((t for t in self.tiers if t.name == alert), None)
+
     def windows_ms(self) -> tuple[int, ...]:
         """Every burn window the tiers need, ascending, each once."""
         return tuple(sorted({w for t in self.tiers for w in (t.long_window_ms, t.short_window_ms)}))

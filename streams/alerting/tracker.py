@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from streams.alerting.evaluate import AlertCondition, cap_summary
-from streams.alerting.policy import AlertPolicy
+from streams.alerting.policy import ALL_ROUTES, AlertPolicy, Route
 from streams.connectors.sink import AlertEvent
 
 
@@ -53,7 +53,10 @@ class AlertTracker:
         restored: Iterable[AlertEvent] = (),
     ) -> None:
         self.app_id = app_id
-        self._known = {alert_id(app_id, p.flow, a) for p in policies for a in p.alerts}
+        self._policies = {p.flow: p for p in policies}
+        self._known = {
+            alert_id(app_id, p.flow, a) for p in self._policies.values() for a in p.alerts
+        }
         self._states: dict[str, AlertEvent] = {}
         prefix = f"{app_id}/"
         for event in restored:
@@ -67,6 +70,12 @@ class AlertTracker:
     def states(self) -> Mapping[str, AlertEvent]:
         """The latest state of every alert that ever changed, by alert id (read-only)."""
         return MappingProxyType(self._states)
+
+    def routes(self, event: AlertEvent) -> frozenset[Route]:
+        """The sinks a state of ``event``'s alert goes to: its policy's routes, or every
+        route for an alert no policy has (its owed resolve goes wherever it may have gone)."""
+        policy = self._policies.get(event.flow)
+        return ALL_ROUTES if policy is None else policy.routes_for(event.alert)
 
     def firing(self) -> list[AlertEvent]:
         """The firing alerts, sorted by alert id."""
