@@ -88,6 +88,6 @@ def test_readers_retry_only_what_kafka_calls_retriable(exc: BaseException, again
 def test_a_fatal_error_is_a_broker_error_that_names_the_reader_and_the_cause() -> None:
     err = kafka.fatal(TopicAuthorizationFailedError(), "the API's output reader")
     assert isinstance(err, BrokerError)
-    assert not err.retriable
+    assert not kafka.retriable(err)
     assert str(err).startswith("the API's output reader stopped: TopicAuthorizationFailedError")
     assert "\n" not in str(err)
