@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -144,12 +145,36 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+LOWEST_FREE_PORT = 20_000
+
+
+def ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> range:
+    """The ports the kernel hands out for outgoing connections (Linux; else IANA's)."""
+    try:
+        low, high = (int(x) for x in path.read_text().split())
+    except (OSError, ValueError):
+        low, high = 49152, 65535
+    return range(low, high + 1)
+
+
+def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
+    """A port nobody holds right now, below the kernel's ephemeral range.
+
+    Never one the kernel could also hand out as the local end of an outgoing connection: a
+    client reconnecting fast to a stopped broker on an ephemeral port can connect to
+    itself (TCP simultaneous open), and the broker then cannot start on that port again.
+    """
+    pick = rng or random.Random()
+    top = min(ephemeral_range().start, 65_536)
+    for _ in range(200):
+        port = pick.randrange(LOWEST_FREE_PORT, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
         return port
+    raise BrokerError(f"no free port on {host} between {LOWEST_FREE_PORT} and {top}")
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

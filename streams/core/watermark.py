@@ -4,10 +4,18 @@ Two halves, both pure:
 
 * :class:`PartitionClock` runs where input records are read (the ingest side). For each
   input partition it knows the largest event time *forwarded* to the join and the next
-  offset to forward. Its watermark is that event time, or the wall clock once the partition
-  is caught up (everything up to the high-water mark forwarded) or idle. Records that were
-  read but not yet forwarded never count, so a watermark can never overtake a completion
-  that is still on its way to the join.
+  offset to forward. Its watermark is that event time, or, once the partition is caught up
+  (everything up to the high-water mark forwarded) or idle, the moment the broker last
+  told us that high-water mark (the last fetch response), never later than the wall clock.
+  Records that were read but not yet forwarded never count, so a watermark can never
+  overtake a completion that is still on its way to the join; and while the broker cannot
+  be reached the watermark stands still instead of running on with the wall clock, so an
+  outage raises no false overdue. Such a blind partition reports its blindness as
+  monitor lag once it exceeds :data:`BLIND_AFTER_MS`. When contact returns, the records
+  the funnel's producers held during the outage arrive over the next moments, so the wall
+  part of the watermark does not jump to the present: it catches up from where it stood at
+  :data:`RECOVERY_SPEED` times the wall clock (a 20 s outage is caught up 20 s later),
+  reported as monitor lag meanwhile.
 * :class:`WatermarkBoard` runs beside the join. It merges the partition watermarks it is
   told about (max per partition, so stale reports never move it back) and answers, per
   topic, the minimum over *all* partitions of that topic, or ``None`` while any partition
@@ -21,12 +29,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 TopicPartition = tuple[str, int]
+BLIND_AFTER_MS = 1_000
+"""A caught-up partition whose last fetch response is older than this reports the time
+since as monitor lag (idle partitions are fetched every ~100 ms)."""
+RECOVERY_SPEED = 2
+"""After a blind spell, the wall-clock watermark advances this many times faster than the
+wall clock until it is back at ``now - grace``."""
 
 
 @dataclass(slots=True)
 class _Position:
     max_event_time: int | None = None
     next_offset: int | None = None
+    wall: int | None = None
+    """The last wall-clock watermark reported while caught up (never moves back)."""
+    blind: bool = False
+    recovery: tuple[int, int] | None = None
+    """(watermark, now) when contact returned after a blind spell, while catching up."""
 
 
 @dataclass(slots=True)
@@ -73,12 +92,19 @@ class PartitionClock:
             del self._positions[tp]
 
     def report(
-        self, topic: str, partition: int, highwater: int | None, now: int, grace_ms: int = 0
+        self,
+        topic: str,
+        partition: int,
+        highwater: int | None,
+        now: int,
+        grace_ms: int = 0,
+        fetched_at: int | None = None,
     ) -> PartitionReport:
-        """Watermark of one partition given its current high-water mark (None: unknown).
+        """Watermark of one partition given its high-water mark (None: unknown) as the
+        broker reported it at ``fetched_at`` (None: now).
 
-        A caught-up partition stands at ``now - grace_ms``: the grace covers the time a
-        producer takes to deliver a record that has already happened.
+        A caught-up partition stands at ``min(now, fetched_at) - grace_ms``: the grace covers
+        the time a producer takes to deliver a record that has already happened.
         """
         pos = self._positions.get((topic, partition), _Position())
         caught_up = (
@@ -90,11 +116,34 @@ class PartitionClock:
             else max(0, highwater - pos.next_offset)
         )
         if caught_up:
-            wall = now - grace_ms
+            heard = now if fetched_at is None else min(now, fetched_at)
+            wall, lag = _wall_mark(pos, heard - grace_ms, now - heard, now)
             wm = wall if pos.max_event_time is None else max(wall, pos.max_event_time)
-            return PartitionReport(topic, partition, wm, 0, 0)
+            return PartitionReport(topic, partition, wm, lag, 0)
         lag = 0 if pos.max_event_time is None else max(0, now - pos.max_event_time)
         return PartitionReport(topic, partition, pos.max_event_time, lag, behind)
+
+
+def _wall_mark(pos: _Position, target: int, silent_ms: int, now: int) -> tuple[int, int]:
+    """The wall-clock watermark of a caught-up partition and its monitor lag: ``target``
+    (the last fetch minus the grace), except while catching up after a blind spell."""
+    if silent_ms > BLIND_AFTER_MS:
+        pos.blind, pos.recovery = True, None
+    elif pos.blind:
+        pos.blind = False
+        start = target if pos.wall is None else min(pos.wall, target)
+        pos.recovery = (start, now)
+    wall = target
+    if pos.recovery is not None:
+        start, since = pos.recovery
+        wall = min(target, start + RECOVERY_SPEED * (now - since))
+        if wall >= target:
+            pos.recovery = None
+    if pos.wall is not None and wall < pos.wall:
+        wall = pos.wall
+    pos.wall = wall
+    lag = max(silent_ms, target - wall)
+    return wall, lag if lag > BLIND_AFTER_MS else 0
 
 
 @dataclass(slots=True)

@@ -97,18 +97,19 @@ class Ingest:
 
     def reports(
         self,
-        highwaters: Iterable[tuple[str, int, int | None]],
+        highwaters: Iterable[tuple[str, int, int | None, int | None]],
         now: int,
         grace_ms: int = 0,
     ) -> list[PartitionReport]:
         """Watermarks of the assigned input partitions, given (topic, partition, high-water
-        mark); partitions no longer listed are forgotten. Where reading of a partition
+        mark, when the broker reported that mark or None); partitions no longer listed are
+        forgotten. Where reading of a partition
         starts is told to :attr:`clock` on assignment (``start_at``)."""
         out = []
         tps = []
-        for topic, partition, highwater in highwaters:
+        for topic, partition, highwater, fetched_at in highwaters:
             tps.append((topic, partition))
-            out.append(self.clock.report(topic, partition, highwater, now, grace_ms))
+            out.append(self.clock.report(topic, partition, highwater, now, grace_ms, fetched_at))
         self.clock.forget(tps)
         return out
 

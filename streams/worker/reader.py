@@ -42,6 +42,7 @@ COMMIT_INTERVAL_S = 1.0
 LINGER_S = 0.05
 """How long a batch may wait for more records once it has some (adds at most this to the
 detection delay, which a 200 ms tick dominates)."""
+FETCH_MAX_WAIT_MS = 100
 MAX_FETCH_BYTES = 8 * 1024 * 1024
 """Per-partition fetch limit: above the broker's 4 MiB record limit, so an oversize record
 (quarantined as too_large) is always fetched."""
@@ -77,6 +78,9 @@ class InputReader:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_partition_fetch_bytes": MAX_FETCH_BYTES,
+            # An idle partition's high-water mark (and so its watermark) is refreshed by
+            # every fetch response: at most this long apart (aiokafka's default is 500 ms).
+            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": session_timeout_ms // 3,
         }
@@ -181,7 +185,10 @@ class InputReader:
         consumer = self._consumer
         if consumer is None:
             return [], {}
-        marks = [(tp.topic, tp.partition, consumer.highwater(tp)) for tp in consumer.assignment()]
+        marks = [
+            (tp.topic, tp.partition, consumer.highwater(tp), consumer.last_poll_timestamp(tp))
+            for tp in consumer.assignment()
+        ]
         counts = {t: len(consumer.partitions_for_topic(t) or ()) for t in self.input_topics}
         return self.ingest.reports(marks, now, grace_ms), counts
 

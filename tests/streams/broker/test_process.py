@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -128,3 +129,22 @@ def test_log_tail_keeps_the_last_lines(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)))
     assert process.log_tail(log, 3) == "line 97\nline 98\nline 99"
     assert process.log_tail(tmp_path / "missing.log") == "(no log)"
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_free(tmp_path: Path) -> None:
+    """A reconnecting client must never be able to take the broker's port as its own local
+    end (TCP self-connect): test brokers get ports the kernel never hands out."""
+    ephemeral = process.ephemeral_range()
+    ports = {process.free_port() for _ in range(50)}
+    assert all(process.LOWEST_FREE_PORT <= p < ephemeral.start for p in ports)
+    assert len(ports) > 40  # random, so parallel tests rarely collide
+    rng = random.Random(7)
+    taken = process.free_port(rng=random.Random(7))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        assert process.free_port(rng=rng) != taken
+    fake = tmp_path / "range"
+    fake.write_text("40000\t60999\n")
+    assert process.ephemeral_range(fake) == range(40000, 61000)
+    assert process.ephemeral_range(tmp_path / "missing") == range(49152, 65536)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from streams.core.watermark import PartitionClock, WatermarkBoard
+from streams.core.watermark import (
+    BLIND_AFTER_MS,
+    RECOVERY_SPEED,
+    PartitionClock,
+    WatermarkBoard,
+)
 
 NOW = 1_000_000
 
@@ -87,3 +92,50 @@ def test_monitor_lag_is_the_worst_partition_and_follows_the_latest_report() -> N
     board.observe("t", 0, 990, 0)
     assert board.monitor_lag("t") == 1_000
     assert board.monitor_lag("unknown") == 0
+
+
+def test_a_caught_up_partition_stands_where_the_broker_last_answered() -> None:
+    """While the broker cannot be reached the watermark stands still (no false overdue),
+    and the blindness shows as monitor lag once it exceeds BLIND_AFTER_MS."""
+    clock = PartitionClock()
+    clock.start_at("t", 0, 3)
+    last_fetch = NOW - 20_000  # the broker went away 20 s ago
+    r = clock.report("t", 0, 3, NOW, grace_ms=200, fetched_at=last_fetch)
+    assert (r.watermark, r.lag_ms, r.behind) == (last_fetch - 200, 20_000, 0)
+    other = PartitionClock()
+    other.start_at("t", 0, 3)
+    fresh = other.report("t", 0, 3, NOW, grace_ms=200, fetched_at=NOW - BLIND_AFTER_MS)
+    assert (fresh.watermark, fresh.lag_ms) == (NOW - BLIND_AFTER_MS - 200, 0)
+    ahead = other.report("t", 0, 3, NOW, grace_ms=200, fetched_at=NOW + 5)  # clocks differ
+    assert ahead.watermark == NOW - 200
+
+
+def test_after_a_blind_spell_the_watermark_catches_up_at_recovery_speed() -> None:
+    """Producers deliver what they held during an outage over the next moments: the
+    watermark resumes from where it stood instead of jumping to the present."""
+    clock = PartitionClock()
+    clock.start_at("t", 0, 3)
+    t0 = NOW
+    assert clock.report("t", 0, 3, t0, 200, fetched_at=t0).watermark == t0 - 200
+    blind = clock.report("t", 0, 3, t0 + 20_000, 200, fetched_at=t0)  # 20 s without an answer
+    assert (blind.watermark, blind.lag_ms) == (t0 - 200, 20_000)
+    back = t0 + 20_000
+    first = clock.report("t", 0, 3, back, 200, fetched_at=back)  # contact again
+    assert (first.watermark, first.lag_ms) == (t0 - 200, 20_000)
+    mid = clock.report("t", 0, 3, back + 5_000, 200, fetched_at=back + 5_000)
+    assert mid.watermark == t0 - 200 + RECOVERY_SPEED * 5_000
+    assert mid.lag_ms == (back + 5_000 - 200) - mid.watermark
+    done = clock.report("t", 0, 3, back + 21_000, 200, fetched_at=back + 21_000)
+    assert (done.watermark, done.lag_ms) == (back + 21_000 - 200, 0)
+    after = clock.report("t", 0, 3, back + 21_100, 200, fetched_at=back + 21_100)
+    assert (after.watermark, after.lag_ms) == (back + 21_100 - 200, 0)
+
+
+def test_short_silences_between_fetches_change_nothing() -> None:
+    clock = PartitionClock()
+    clock.start_at("t", 0, 0)
+    for step in range(20):  # fetch responses 400 ms apart, reports every 200 ms
+        now = NOW + step * 200
+        r = clock.report("t", 0, 0, now, 200, fetched_at=NOW + (step // 2) * 400)
+        assert r.lag_ms == 0
+        assert r.watermark == NOW + (step // 2) * 400 - 200

@@ -93,7 +93,7 @@ def test_a_year_9999_record_does_not_move_the_watermark(ingest: Ingest) -> None:
         NOW,
     )
     ingest.forwarded(res)
-    (report,) = ingest.reports([(POSTHOG, 0, 5)], NOW, grace_ms=200)  # not caught up
+    (report,) = ingest.reports([(POSTHOG, 0, 5, NOW)], NOW, grace_ms=200)  # not caught up
     assert report.watermark == NOW - 5_000
-    (caught_up,) = ingest.reports([(POSTHOG, 0, 2)], NOW, grace_ms=200)
+    (caught_up,) = ingest.reports([(POSTHOG, 0, 2, NOW)], NOW, grace_ms=200)
     assert caught_up.watermark == NOW - 200

@@ -146,7 +146,7 @@ def run(records: list[tuple[str, int, int, bytes]], now: int) -> tuple[list[byte
         step = j.on_message(partition, n, codec.encode_events(evs), table, now)
         table.apply(step)
         out += [v for t, _, v in step.records if v and t != topics.QUARANTINE]
-    marks = [(t, p, offsets.get((t, p), -1) + 1) for t, p in parts]
+    marks = [(t, p, offsets.get((t, p), -1) + 1, now) for t, p in parts]
     reports = ingest.reports(marks, now, grace_ms=200)
     msg = codec.encode_tick(now, reports, {LEADS: 1, POSTHOG: 2})
     for partition in range(4):
