@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
+from streams.alerting.policy import BacklogRule, BurnTier, StuckRule, default_policy
 from streams.core.model import CompletionFilter
 from streams.errors import ConfigError
 from streams.flows.config import (
     flow_topics,
+    load_config,
     load_flows,
+    parse_config,
     parse_duration,
     parse_filter,
     parse_flows,
@@ -352,3 +356,242 @@ def test_not_equal_filter_needs_the_field() -> None:
     assert flt.matches({"source": "live"})
     assert not flt.matches({"source": "test"})
     assert not flt.matches({})
+
+
+# ---- alerts: ----------------------------------------------------------------------------
+
+
+def _alerts(body: str, name: str = "lead_to_posthog") -> str:
+    """A one-flow file whose flow has ``alerts:`` with ``body`` (indented lines)."""
+    return _flow().replace("lead_to_posthog", name) + "    alerts:\n" + body
+
+
+def test_every_flow_has_a_policy_and_absent_alerts_give_the_defaults() -> None:
+    config = load_config(None)
+    assert [f.name for f in config.flows] == list(config.policies)
+    for flow in config.flows:
+        assert config.policies[flow.name] == default_policy(flow)
+    (flow,) = parse_flows(GOOD)
+    assert parse_config(GOOD).policies == {flow.name: default_policy(flow)}
+    assert parse_config(_flow(extra="    alerts: {}\n")).policies["lead_to_posthog"] == (
+        default_policy(flow)
+    )
+
+
+def test_every_window_factor_severity_and_route_is_configurable() -> None:
+    text = _alerts(
+        "      page-fast: {factor: 10, long_window: 2h, short_window: 10m, min_bad: 3,\n"
+        "                  severity: error, routes: [pagerduty]}\n"
+        "      page-slow: {factor: 4.5, long_window: 12h, short_window: 1h,\n"
+        "                  severity: warning, routes: []}\n"
+        "      ticket: {factor: 1.5, long_window: 1d, short_window: 2h, min_bad: 20,\n"
+        "               severity: info, routes: [webhook]}\n"
+        "      stuck: {min_open: 3, after: 2m, severity: critical, routes: [alertmanager]}\n"
+        "      backlog: {max_pending: 1000, severity: info, routes: [webhook, pagerduty]}\n"
+    )
+    policy = parse_config(text).policies["lead_to_posthog"]
+    assert policy.tiers == (
+        BurnTier("page-fast", 10.0, 2 * 3_600_000, 600_000, "error", frozenset({"pagerduty"}), 3),
+        BurnTier("page-slow", 4.5, 12 * 3_600_000, 3_600_000, "warning", frozenset(), 5),
+        BurnTier("ticket", 1.5, 86_400_000, 7_200_000, "info", frozenset({"webhook"}), 20),
+    )
+    assert policy.stuck == StuckRule(120_000, 3, "critical", frozenset({"alertmanager"}))
+    assert policy.backlog == BacklogRule(1000, "info", frozenset({"webhook", "pagerduty"}))
+
+
+def test_a_field_given_replaces_only_that_field() -> None:
+    policy = parse_config(
+        _alerts("      page-fast: {factor: 20}\n      stuck: {after: 1m}\n")
+    ).policies["lead_to_posthog"]
+    base = default_policy(parse_flows(GOOD)[0])
+    assert policy.tiers[0] == dataclasses.replace(base.tiers[0], factor=20.0)
+    assert policy.tiers[1:] == base.tiers[1:]
+    assert policy.stuck == dataclasses.replace(base.stuck, after_ms=60_000)  # type: ignore[type-var]
+
+
+def test_alerts_can_be_switched_off_and_backlog_on() -> None:
+    text = _alerts(
+        "      page-slow: false\n      ticket: {enabled: false, factor: 2}\n"
+        "      stuck: {enabled: false}\n      backlog: {max_pending: 7}\n"
+    )
+    policy = parse_config(text).policies["lead_to_posthog"]
+    assert policy.alerts == ("page-fast", "backlog")
+    assert policy.backlog == BacklogRule(7)
+    dlq = parse_config(_alerts("      backlog: false\n", name="dlq_first_retry"))
+    assert dlq.policies["dlq_first_retry"].backlog is None
+    dlq = parse_config(_alerts("      backlog: {severity: error}\n", name="dlq_first_retry"))
+    assert dlq.policies["dlq_first_retry"].backlog == BacklogRule(
+        50, "error", frozenset({"alertmanager", "webhook"})
+    )
+
+
+def _bad_alerts(body: str, field: str, problem: str, id: str) -> object:
+    return pytest.param(
+        _alerts(body), f"flows.yaml: flow 'lead_to_posthog': field '{field}': {problem}", id=id
+    )
+
+
+BAD_ALERTS = [
+    pytest.param(
+        _flow(extra="    alerts: [page-fast]\n"),
+        "flows.yaml: flow 'lead_to_posthog': field 'alerts': expected a mapping of alert names",
+        id="alerts-not-mapping",
+    ),
+    _bad_alerts(
+        "      page-fats: {}\n",
+        "alerts.page-fats",
+        "unknown field (did you mean 'page-fast'?",
+        "unknown-alert",
+    ),
+    _bad_alerts(
+        "      page-fast: {factr: 2}\n",
+        "alerts.page-fast.factr",
+        "unknown field (did you mean 'factor'?",
+        "unknown-tier-field",
+    ),
+    _bad_alerts(
+        "      page-fast: {factor: fast}\n",
+        "alerts.page-fast.factor",
+        "'fast' must be a number greater than 0",
+        "factor-not-number",
+    ),
+    _bad_alerts(
+        "      page-slow: {factor: 0}\n",
+        "alerts.page-slow.factor",
+        "0 must be a number greater than 0",
+        "factor-zero",
+    ),
+    _bad_alerts(
+        "      ticket: {factor: true}\n",
+        "alerts.ticket.factor",
+        "True must be a number",
+        "factor-bool",
+    ),
+    _bad_alerts(
+        "      page-fast: {long_window: 1hour}\n",
+        "alerts.page-fast.long_window",
+        "'1hour' is not a duration",
+        "window-not-duration",
+    ),
+    _bad_alerts(
+        "      page-fast: {short_window: 90s}\n",
+        "alerts.page-fast.short_window",
+        "'90s' must be a whole number of minutes",
+        "window-not-minutes",
+    ),
+    _bad_alerts(
+        "      ticket: {long_window: 31d}\n",
+        "alerts.ticket.long_window",
+        "'31d' must be a whole number of minutes, at most 30d",
+        "window-too-long",
+    ),
+    _bad_alerts(
+        "      page-fast: {short_window: 1h}\n",
+        "alerts.page-fast.short_window",
+        "must be shorter than long_window",
+        "short-not-shorter",
+    ),
+    _bad_alerts(
+        "      page-fast: {min_bad: 0}\n",
+        "alerts.page-fast.min_bad",
+        "0 must be a whole number of at least 1",
+        "min-bad-zero",
+    ),
+    _bad_alerts(
+        "      page-fast: {severity: sev1}\n",
+        "alerts.page-fast.severity",
+        "'sev1' is not one of critical, error, warning, info",
+        "bad-severity",
+    ),
+    _bad_alerts(
+        "      page-fast: {routes: [slack]}\n",
+        "alerts.page-fast.routes",
+        "unknown route 'slack'",
+        "bad-route",
+    ),
+    _bad_alerts(
+        "      page-fast: {routes: pagerduty}\n",
+        "alerts.page-fast.routes",
+        "expected a list, got str",
+        "routes-not-list",
+    ),
+    _bad_alerts(
+        "      page-fast: {routes: [webhook, webhook]}\n",
+        "alerts.page-fast.routes",
+        "['webhook', 'webhook'] names a route twice",
+        "route-twice",
+    ),
+    _bad_alerts(
+        "      page-fast: {enabled: no-thanks}\n",
+        "alerts.page-fast.enabled",
+        "'no-thanks' must be true or false",
+        "enabled-not-bool",
+    ),
+    _bad_alerts(
+        "      page-fast: 14.4\n",
+        "alerts.page-fast",
+        "expected a mapping of fields or false (off), got float",
+        "tier-not-mapping",
+    ),
+    _bad_alerts(
+        "      stuck: {min_open: 0}\n",
+        "alerts.stuck.min_open",
+        "0 must be a whole number of at least 1",
+        "min-open-zero",
+    ),
+    _bad_alerts(
+        "      stuck: {after: 0s}\n",
+        "alerts.stuck.after",
+        "'0s' must be longer than zero",
+        "after-zero",
+    ),
+    _bad_alerts(
+        "      stuck: {severity: page}\n",
+        "alerts.stuck.severity",
+        "'page' is not one of",
+        "stuck-severity",
+    ),
+    _bad_alerts(
+        "      stuck: {routes: [email]}\n",
+        "alerts.stuck.routes",
+        "unknown route 'email'",
+        "stuck-route",
+    ),
+    _bad_alerts(
+        "      backlog: {severity: info}\n",
+        "alerts.backlog.max_pending",
+        "missing; backlog is off by default for this flow",
+        "backlog-without-max",
+    ),
+    _bad_alerts(
+        "      backlog: {max_pending: -1}\n",
+        "alerts.backlog.max_pending",
+        "-1 must be a whole number of at least 0",
+        "max-pending-negative",
+    ),
+    _bad_alerts(
+        "      backlog: {max_pending: 10, routes: [sms]}\n",
+        "alerts.backlog.routes",
+        "unknown route 'sms'",
+        "backlog-route",
+    ),
+    _bad_alerts(
+        "      backlog: {max_pending: 10, severity: low}\n",
+        "alerts.backlog.severity",
+        "'low' is not one of",
+        "backlog-severity",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_ALERTS)
+def test_a_bad_alert_policy_names_the_flow_and_field(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "flows.yaml").write_text(text)
+    for load in (load_config, load_flows):  # the worker refuses the file too
+        with pytest.raises(ConfigError) as info:
+            load(tmp_path / "flows.yaml")
+        got = str(info.value)
+        assert got.startswith(str(tmp_path) + "/"), got
+        assert message in got, got
