@@ -12,11 +12,14 @@ BreachStatus = Literal["open", "closed"]
 
 @dataclass(frozen=True, slots=True)
 class CompletionFilter:
-    """``field_path op value`` on the completion record, e.g. ``source == "lead.captured"``."""
+    """``field_path op value`` on the completion record, e.g. ``source == "lead.captured"``,
+    and every comparison in ``also`` (``... and stage == "accepted"``)."""
 
     path: tuple[str, ...]
     op: Literal["==", "!=", "in"]
     value: object
+    also: tuple[CompletionFilter, ...] = ()
+    """Further comparisons that must all hold too (``and``); empty for a single one."""
 
     def matches(self, record: dict[str, object]) -> bool:
         cur: object = record
@@ -25,10 +28,14 @@ class CompletionFilter:
                 return False
             cur = cur[part]
         if self.op == "==":
-            return bool(cur == self.value)
-        if self.op == "!=":
-            return bool(cur != self.value)
-        return isinstance(self.value, (list, tuple)) and cur in self.value
+            hit = bool(cur == self.value)
+        elif self.op == "!=":
+            hit = bool(cur != self.value)
+        else:
+            hit = isinstance(self.value, (list, tuple)) and cur in self.value
+        if not hit or not self.also:
+            return hit
+        return all(f.matches(record) for f in self.also)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ _DURATION = re.compile(
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000, "ms": 1}
 _FILTER_EQ = re.compile(r"\s*(?P<path>[^\s=!]+)\s*(?P<op>==|!=)\s*(?P<value>.+?)\s*")
 _FILTER_IN = re.compile(r"\s*(?P<path>[^\s=!]+)\s+in\s+(?P<value>\[.*\])\s*")
+_AND = re.compile(r"\s+and\s+")
 _DURATION_HINT = "(use e.g. 250ms, 5s, 1m30s, 24h)"
 
 
@@ -75,14 +76,47 @@ def parse_path(text: str) -> tuple[str, ...]:
 def parse_filter(text: str) -> CompletionFilter:
     """``'source == "lead.captured"'`` → a :class:`CompletionFilter`; raises :class:`ValueError`.
 
-    Forms: ``path == value``, ``path != value``, ``path in [v1, v2]``; values are JSON
-    literals (strings in double quotes, numbers, true, false, null).
+    Forms: ``path == value``, ``path != value``, ``path in [v1, v2]``, and several of them
+    joined by ``and`` (all must hold); values are JSON literals (strings in double quotes,
+    numbers, true, false, null). An ``and`` inside a quoted string is part of the string.
     """
-    hint = 'use e.g. source == "lead.captured", source != "x" or source in ["a", "b"]'
-    match = _FILTER_IN.fullmatch(text)
+    first, *rest = (_parse_comparison(part, text) for part in _split_and(text))
+    if not rest:
+        return first
+    return CompletionFilter(first.path, first.op, first.value, tuple(rest))
+
+
+def _split_and(text: str) -> list[str]:
+    """``text`` cut at every `` and `` that stands outside quotes and brackets."""
+    parts: list[str] = []
+    start = i = depth = 0
+    quoted = escaped = False
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            escaped, quoted = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            quoted = True
+        elif ch in "[]":
+            depth += 1 if ch == "[" else -1
+        elif depth == 0 and (joint := _AND.match(text, i)) is not None:
+            parts.append(text[start:i])
+            start = i = joint.end()
+            continue
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _parse_comparison(part: str, text: str) -> CompletionFilter:
+    hint = (
+        'use e.g. source == "lead.captured", source != "x", source in ["a", "b"] '
+        'or source == "a" and stage == "accepted"'
+    )
+    match = _FILTER_IN.fullmatch(part)
     op = "in"
     if match is None:
-        match = _FILTER_EQ.fullmatch(text)
+        match = _FILTER_EQ.fullmatch(part)
         if match is None:
             raise ValueError(f"{text!r} is not a filter ({hint})")
         op = match["op"]

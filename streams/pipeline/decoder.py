@@ -12,7 +12,9 @@ Guarantees of :meth:`Decoder.decode`:
   fails because of a flow's key or time field, the more specific reason is reported;
 - one record yields one event per (flow, side) that reads its topic and whose completion
   filter matches; a completion that matches no filter yields ``[]`` (the caller counts it as
-  unmatched, it is not bad input);
+  unmatched, it is not bad input); filters see the record with its schema's ``default``
+  values filled in (validation fills them: a ``funnel.posthog.ingested`` record without
+  ``stage`` is ``accepted``);
 - schemas are compiled once, in the constructor (fastjsonschema); nothing is interpreted per
   event. ``format`` keywords are annotations, as in draft 2020-12 by default; the schemas use
   ``pattern`` where a check matters, and event times are parsed by
@@ -70,6 +72,8 @@ class _Plan:
     validate: Validator
     mappings: tuple[Mapping, ...]
     schema: str
+    defaults: dict[str, Any]
+    """The schema's ``default`` of each top-level property (validation fills them in)."""
 
 
 class Decoder:
@@ -151,7 +155,12 @@ def _plan(topic: str, mappings: tuple[Mapping, ...]) -> _Plan:
         schema = load_schema(rel)
         if all(m.time != ("occurred_at",) for m in mappings):
             schema["required"] = [f for f in schema["required"] if f != "occurred_at"]
-    return _Plan(fastjsonschema.compile(schema, use_formats=False), mappings, rel)
+    defaults = {
+        name: spec["default"]
+        for name, spec in schema.get("properties", {}).items()
+        if isinstance(spec, dict) and "default" in spec
+    }
+    return _Plan(fastjsonschema.compile(schema, use_formats=False), mappings, rel, defaults)
 
 
 def _key(obj: dict[str, Any], m: Mapping) -> str:
@@ -183,9 +192,13 @@ def _time(obj: dict[str, Any], m: Mapping) -> int:
 def _refine(
     plan: _Plan, obj: dict[str, Any], exc: fastjsonschema.JsonSchemaException
 ) -> InputError:
-    """The most specific reason for a schema failure: a flow's key or time first, if at fault."""
+    """The most specific reason for a schema failure: a flow's key or time first, if at fault.
+
+    Validation stopped before filling in the schema's defaults, so the filters see them here.
+    """
+    seen = {**plan.defaults, **obj} if plan.defaults else obj
     for m in plan.mappings:
-        if m.filter is not None and not m.filter.matches(obj):
+        if m.filter is not None and not m.filter.matches(seen):
             continue
         try:
             _key(obj, m)

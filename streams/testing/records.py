@@ -37,9 +37,10 @@ def valid_record(
     the monitor accepts and maps to this flow, for entity ``key`` at ``occurred_at`` (epoch
     ms or RFC 3339 text).
 
-    A completion carries a value the flow's filter accepts (``==``: that value; ``in``: the
-    first listed; ``!=``: one that differs). ``extra`` fields come last and win, so a caller
-    may override any field (``attempt=2``) or add its own (``payload={...}``).
+    A completion carries a value the flow's filter accepts, for each of its comparisons
+    (``==``: that value; ``in``: the first listed; ``!=``: one that differs). ``extra``
+    fields come last and win, so a caller may override any field (``attempt=2``) or add its
+    own (``payload={...}``).
     """
     start = side == "start"
     rec: dict[str, object] = {"event_id": event_id}
@@ -48,7 +49,8 @@ def valid_record(
     set_path(rec, flow.start_time if start else flow.end_time, occurred_at)
     flt = flow.end_filter
     if not start and flt is not None:
-        set_path(rec, flt.path, _accepted(flt.op, flt.value))
+        for clause in (flt, *flt.also):
+            set_path(rec, clause.path, _accepted(clause.op, clause.value))
     rec.update(extra)
     return rec
 

@@ -45,9 +45,10 @@ def test_default_has_the_four_flows_of_the_design() -> None:
     lead = flows["lead_to_posthog"]
     assert (lead.start_topic, lead.start_key) == ("funnel.lead.captured", ("lead_id",))
     assert (lead.end_topic, lead.end_key) == ("funnel.posthog.ingested", ("source_id",))
-    assert lead.end_filter == CompletionFilter(("source",), "==", "lead.captured")
+    accepted = (CompletionFilter(("stage",), "==", "accepted"),)
+    assert lead.end_filter == CompletionFilter(("source",), "==", "lead.captured", accepted)
     assert flows["payment_to_posthog"].end_filter == CompletionFilter(
-        ("source",), "==", "payment.webhook_received"
+        ("source",), "==", "payment.webhook_received", accepted
     )
     assert flows["dlq_first_retry"].end_filter is None
     assert flows["approval_to_notification"].end_key == ("approval_id",)
@@ -121,6 +122,24 @@ def test_parse_duration_refuses(text: str) -> None:
         ("attempt == 1", CompletionFilter(("attempt",), "==", 1)),
         ('source in ["a", "b"]', CompletionFilter(("source",), "in", ("a", "b"))),
         ("ok == true", CompletionFilter(("ok",), "==", True)),
+        (
+            'source == "lead.captured" and stage == "accepted"',
+            CompletionFilter(
+                ("source",),
+                "==",
+                "lead.captured",
+                (CompletionFilter(("stage",), "==", "accepted"),),
+            ),
+        ),
+        (
+            'note == "this and that" and tag in ["x and y"]  and  n != 2',
+            CompletionFilter(
+                ("note",),
+                "==",
+                "this and that",
+                (CompletionFilter(("tag",), "in", ("x and y",)), CompletionFilter(("n",), "!=", 2)),
+            ),
+        ),
     ],
 )
 def test_parse_filter(text: str, expected: CompletionFilter) -> None:
@@ -138,6 +157,10 @@ def test_parse_filter(text: str, expected: CompletionFilter) -> None:
         'a..b == "x"',
         'source in [["a"]]',
         "",
+        'source == "a" and',
+        'source == "a" and and b == 1',
+        'and source == "a"',
+        'source == "a" and stage = "x"',
     ],
 )
 def test_parse_filter_refuses(text: str) -> None:
@@ -349,6 +372,14 @@ def test_docs_examples_load_and_match_what_they_say() -> None:
         ("status",), "in", ("settled", "partially_settled")
     )
     assert (invoice.target_ms, invoice.give_up_after_ms) == (3 * 86_400_000, 30 * 86_400_000)
+
+
+def test_every_comparison_joined_by_and_must_hold() -> None:
+    flt = parse_filter('source == "lead.captured" and stage == "accepted"')
+    assert flt.matches({"source": "lead.captured", "stage": "accepted"})
+    assert not flt.matches({"source": "lead.captured", "stage": "delivered"})
+    assert not flt.matches({"source": "lead.captured"})
+    assert not flt.matches({"source": "payment.webhook_received", "stage": "accepted"})
 
 
 def test_not_equal_filter_needs_the_field() -> None:
