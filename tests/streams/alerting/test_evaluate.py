@@ -14,6 +14,7 @@ from streams.alerting.evaluate import (
     FlowSnapshot,
     OpenOverdue,
     build_snapshot,
+    cap_summary,
     evaluate,
 )
 from streams.alerting.policy import (
@@ -121,13 +122,26 @@ def test_thirty_percent_late_is_a_thirty_fold_burn_that_pages() -> None:
 def test_windows_count_whole_minutes_ending_with_the_reference_minute() -> None:
     stats = FlowStats()
     add_minute(stats, M0, late=10)  # five minutes before the reference minute: outside 5 min
+    add_minute(stats, M0 + 1, late=5, on_time=5)  # four before: the 5 min window's first
     add_minute(stats, M0 + 5, on_time=10)
     watermark(stats, M0 * MINUTE_MS + 5 * MINUTE_MS)  # the first ms of minute M0 + 5
     got = run(stats, T0 + 10 * MINUTE_MS)
     long, short = rates(got["page-fast"])
-    assert short == 0.0
-    assert long == pytest.approx(50.0)
-    assert not got["page-fast"].holds
+    assert short == pytest.approx(5 / 20 / 0.01)
+    assert long == pytest.approx(15 / 30 / 0.01)
+    assert got["page-fast"].details["short"] == {
+        "window_ms": 5 * MINUTE_MS, "covered_ms": 5 * MINUTE_MS, "burn_rate": short,
+        "on_time": 15, "late": 5, "lost": 0, "overdue": 0, "bad": 5, "judged": 20,
+    }  # fmt: skip
+
+
+def test_lost_starts_are_bad() -> None:
+    stats = FlowStats()
+    add_minute(stats, M0 + 59, on_time=4, lost=6)
+    watermark(stats, end_of(M0 + 59))
+    fast = run(stats, end_of(M0 + 59))["page-fast"]
+    assert rates(fast) == pytest.approx((60.0, 60.0))
+    assert fast.holds
 
 
 def test_both_windows_must_burn_above_the_factor() -> None:
@@ -208,6 +222,18 @@ def test_open_overdue_counts_from_its_detection_and_once() -> None:
     assert (short["overdue"], short["bad"], short["judged"]) == (1, 2, 11)
     assert (long["overdue"], long["bad"], long["judged"]) == (2, 3, 12)
     assert long["burn_rate"] == pytest.approx(3 / 12 / 0.01)
+
+
+def test_an_overdue_counts_in_a_window_from_the_first_ms_of_its_first_minute() -> None:
+    now = end_of(M0 + 59)
+    first_ms = (M0 + 55) * MINUTE_MS  # the 5 min window is minutes M0+55 .. M0+59
+    inside = breach("in", deadline=first_ms - 5_000, detected_at=first_ms)
+    outside = breach("out", deadline=first_ms - 5_001, detected_at=first_ms - 1)
+    snap = build_snapshot(POLICY, None, [inside, outside], now_ms=now)
+    assert (snap.window(5 * MINUTE_MS).from_minute, snap.window(5 * MINUTE_MS).overdue) == (
+        M0 + 55, 1,
+    )  # fmt: skip
+    assert snap.window(HOUR_MS).overdue == 2
 
 
 def test_a_retracted_or_completed_overdue_stops_counting() -> None:
@@ -328,9 +354,13 @@ def test_summaries_are_capped_and_details_are_json() -> None:
     ods = [breach(key + str(i), deadline=T0, detected_at=T0) for i in range(3)]
     got = run(None, T0 + 10**9, list(ods))
     assert all(len(c.summary) <= SUMMARY_MAX for c in got.values())
+    assert len(got["stuck"].summary) < 300  # the key is shortened in the summary...
+    assert got["stuck"].details["oldest"][0]["key"] == key + "0"  # type: ignore[index]
     assert "lead: 3 entities stuck" in got["stuck"].summary
     for cond in got.values():
         orjson.dumps(cond.details)
+    assert cap_summary("a" * 1024) == "a" * 1024
+    assert cap_summary("a" * 1025) == "a" * 1023 + "…"
 
 
 def test_evaluate_is_deterministic_and_follows_the_policy_order() -> None:

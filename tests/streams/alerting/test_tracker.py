@@ -119,6 +119,9 @@ def test_an_alert_no_policy_has_is_resolved_once() -> None:
         ("funnel-freshness/removed/page-fast", "resolved", 4),
     ]
     assert changes[1].summary.startswith("removed: page-fast is no longer in the policy")
+    long = dataclasses.replace(gone, alert_id=alert_id(APP, "removed", "stuck"), summary="y" * 1024)
+    [capped] = tracker(long).observe([], T0)
+    assert len(capped.summary) == 1024
     assert t.observe([], T0 + 2) == []
     assert t.routes(changes[1]) == {"pagerduty", "alertmanager", "webhook"}
 
