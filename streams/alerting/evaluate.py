@@ -304,7 +304,7 @@ def _burn_summary(
     holds: bool,
 ) -> str:
     lw, sw = _human_ms(long.window_ms), _human_ms(short.window_ms)
-    burn = f"{rates[0]:.1f}x over {lw} and {rates[1]:.1f}x over {sw}"
+    burn = f"{_rate(rates[0])}x over {lw} and {_rate(rates[1])}x over {sw}"
     counts = (
         f"{long.bad} bad (late {long.late}, lost {long.lost}, overdue {long.overdue}) "
         f"of {long.outcomes.judged} in {lw}"
@@ -339,6 +339,12 @@ def _human_ms(ms: int) -> str:
             parts.append(f"{rest // size} {unit}")
             rest %= size
     return sign + " ".join(parts)
+
+
+def _rate(rate: float) -> str:
+    """A burn rate for people: one decimal from 10x up, two below (0.97x is not 1.0x)."""
+    rate = round(rate, 2)  # 9.9999999 (float noise) is 10.0, not 10.00
+    return f"{rate:.1f}" if rate >= 10 else f"{rate:.2f}"
 
 
 def _plural(n: int, one: str, many: str) -> str:

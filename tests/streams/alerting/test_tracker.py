@@ -170,3 +170,36 @@ def test_thirty_percent_late_pages_and_resolves_once_the_short_window_recovers()
     assert round(long_rate, 6) == round(60 / 260 / 0.01, 6)
     assert round(short_rate, 6) == round(12 / 100 / 0.01, 6)
     assert long_rate > 14.4
+
+
+def test_the_worked_example_of_docs_alerting() -> None:
+    """docs/alerting.md, "Worked example": 10 starts a minute, an hour with 3 late of every
+    10 (2 in one minute), then on time: when each tier fires and resolves, and its numbers."""
+    flow = dataclasses.replace(FLOW, name="lead_to_posthog")
+    policy = default_policy(flow)
+    stats, t = FlowStats(), tracker(policies=(policy,))
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    for i in range(420):
+        late = (2 if i == 58 else 3) if i < 60 else 0
+        win = WindowStats(count=10, on_time=10 - late, late=late)
+        stats.apply_window(WindowRecord(flow.name, 0, M0 + i, win, updated_at=T0))
+        now = (M0 + i) * MINUTE_MS + MINUTE_MS - 1
+        stats.apply_gauge(GaugeRecord(flow.name, 0, 0, None, 0, 0, now, updated_at=now))
+        for change in t.observe(
+            evaluate(policy, build_snapshot(policy, stats, [], now_ms=now), now), now
+        ):
+            seen[(change.alert, change.status)] = (i, change.summary)
+    assert {k: i for k, (i, _) in seen.items()} == {
+        ("page-fast", "firing"): 1, ("page-slow", "firing"): 1, ("ticket", "firing"): 1,
+        ("page-fast", "resolved"): 60 + 2, ("page-slow", "resolved"): 60 + 23,
+        ("ticket", "resolved"): 60 + 347,
+    }  # fmt: skip
+    assert seen[("page-fast", "firing")][1] == (
+        "lead_to_posthog: burning error budget 30.0x over 1 h and 30.0x over 5 min "
+        "(page-fast > 14.4x); 6 bad (late 6, lost 0, overdue 0) of 20 in 1 h"
+    )
+    assert seen[("page-fast", "resolved")][1].startswith(
+        "lead_to_posthog: error budget burn 28.3x over 1 h and 10.0x over 5 min"
+    )
+    assert "21.3x over 6 h and 5.67x over 30 min" in seen[("page-slow", "resolved")][1]
+    assert "4.39x over 3 d and 0.97x over 6 h" in seen[("ticket", "resolved")][1]
