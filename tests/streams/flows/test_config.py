@@ -626,3 +626,22 @@ def test_a_bad_alert_policy_names_the_flow_and_field(
         got = str(info.value)
         assert got.startswith(str(tmp_path) + "/"), got
         assert message in got, got
+
+
+def test_docs_alerts_example_loads_and_matches_what_it_says(tmp_path: Path) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    (block,) = re.findall(r"<!-- alerts-example -->\n```yaml\n(.*?)```", text, re.DOTALL)
+    config = parse_config(block, "docs/flows.md")
+    (flow,) = config.flows
+    policy, base = config.policies[flow.name], default_policy(flow)
+    assert policy.alerts == ("page-fast", "page-slow", "stuck", "backlog")
+    assert policy.tiers[0] == dataclasses.replace(base.tiers[0], min_bad=10)
+    assert policy.tiers[1] == dataclasses.replace(base.tiers[1], severity="error")
+    assert policy.stuck == StuckRule(120_000, 3, "error", frozenset({"alertmanager", "webhook"}))
+    assert policy.backlog == BacklogRule(100)
+    # the error line the page shows is the one a file with that mistake gets
+    (line,) = re.findall(r"```text\n(flows\.yaml: flow 'dlq_first_retry'.*)\n```", text)
+    (tmp_path / "flows.yaml").write_text(block.replace("short_window: 5m", "short_window: 90s"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "flows.yaml")
+    assert str(info.value) == f"{tmp_path}/{line}"
