@@ -12,6 +12,7 @@ import logging
 import uvicorn
 
 from api.app import create_app
+from streams.logs import install_repeat_filter
 from streams.settings import Settings
 
 
@@ -20,6 +21,7 @@ def run(settings: Settings) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_repeat_filter()
     app = create_app(settings)
     config = uvicorn.Config(
         app,

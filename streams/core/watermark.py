@@ -66,6 +66,9 @@ class PartitionClock:
     """Ingest-side tracker; call :meth:`forwarded` only after the records were sent on."""
 
     _positions: dict[TopicPartition, _Position] = field(default_factory=dict)
+    _walls: dict[TopicPartition, int] = field(default_factory=dict)
+    """The last wall-clock watermark of every partition ever held here (kept when it is
+    forgotten), where a re-assigned partition resumes."""
 
     def forwarded(self, topic: str, partition: int, offset: int, event_time: int | None) -> None:
         """Record that the record at ``offset`` (with ``event_time``, if any) was sent on."""
@@ -80,8 +83,18 @@ class PartitionClock:
             pos.next_offset = offset + 1
 
     def start_at(self, topic: str, partition: int, offset: int) -> None:
-        """The partition was (re)assigned and reading resumes at ``offset``."""
-        pos = self._positions.setdefault((topic, partition), _Position())
+        """The partition was (re)assigned and reading resumes at ``offset``.
+
+        A partition this clock held before resumes from the wall-clock watermark it had
+        then, catching up at :data:`RECOVERY_SPEED` (instantly after a quick rebalance,
+        gradually after an outage, when the group rebalances as contact returns).
+        """
+        tp = (topic, partition)
+        pos = self._positions.get(tp)
+        if pos is None:
+            pos = self._positions[tp] = _Position()
+            if tp in self._walls:
+                pos.wall, pos.blind = self._walls[tp], True
         if pos.next_offset is None or offset > pos.next_offset:
             pos.next_offset = offset
 
@@ -118,6 +131,7 @@ class PartitionClock:
         if caught_up:
             heard = now if fetched_at is None else min(now, fetched_at)
             wall, lag = _wall_mark(pos, heard - grace_ms, now - heard, now)
+            self._walls[(topic, partition)] = wall
             wm = wall if pos.max_event_time is None else max(wall, pos.max_event_time)
             return PartitionReport(topic, partition, wm, lag, 0)
         lag = 0 if pos.max_event_time is None else max(0, now - pos.max_event_time)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import secrets
 import signal
 import sys
@@ -21,11 +22,15 @@ from typing import Any, TextIO
 
 from streams.flows.config import flow_topics, load_flows, parse_duration
 from streams.kafka import KafkaConnection, new_producer
+from streams.logs import install_repeat_filter
 from streams.settings import Settings
 from streams.simulate.scheduler import Position, RunStats, Scheduler, WallClock
 from streams.simulate.traffic import Fractions, Planner, TrafficConfig
 from streams.simulate.truth import TruthWriter
 
+DELIVERY_TIMEOUT_MS = 120_000
+"""How long the simulator's producer keeps a record through a broker outage before it gives
+up on it (aiokafka's 40 s default lost records in a 20 s outage plus the broker's restart)."""
 PROGRESS_TTY_S = 1.0
 PROGRESS_LOG_S = 10.0
 
@@ -34,7 +39,12 @@ class KafkaSink:
     """The aiokafka producer as a :class:`~streams.simulate.scheduler.Sink`."""
 
     def __init__(self, kafka: Settings | KafkaConnection) -> None:
-        self.producer = new_producer(kafka, linger_ms=1, max_request_size=4 * 1024 * 1024)
+        self.producer = new_producer(
+            kafka,
+            linger_ms=1,
+            max_request_size=4 * 1024 * 1024,
+            request_timeout_ms=DELIVERY_TIMEOUT_MS,
+        )
 
     async def start(self, topic_names: tuple[str, ...] = ()) -> None:
         """Connect, and load the metadata of ``topic_names`` so no first send waits for it."""
@@ -75,6 +85,8 @@ def config_from_args(args: argparse.Namespace, settings: Settings, run_id: str) 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Entry point of ``freshness simulate``."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_repeat_filter()
     run_id = args.run_id or secrets.token_hex(4)
     try:
         duration_ms = parse_duration(args.duration) if args.duration else None

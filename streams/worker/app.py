@@ -41,6 +41,7 @@ from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
 from streams.flows.config import flow_topics
 from streams.kafka.clients import connection, faust_app_options
+from streams.logs import install_repeat_filter
 from streams.pipeline.codec import encode_tick
 from streams.pipeline.decoder import Decoder
 from streams.pipeline.ingest import Ingest
@@ -134,6 +135,7 @@ def faust_app(settings: Settings) -> faust.App:
 
     async def on_app_start() -> None:
         quiet_root_logger()
+        install_repeat_filter()
 
     app.task(on_app_start)
     return app

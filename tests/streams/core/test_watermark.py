@@ -139,3 +139,21 @@ def test_short_silences_between_fetches_change_nothing() -> None:
         r = clock.report("t", 0, 0, now, 200, fetched_at=NOW + (step // 2) * 400)
         assert r.lag_ms == 0
         assert r.watermark == NOW + (step // 2) * 400 - 200
+
+
+def test_a_reassigned_partition_resumes_from_its_last_watermark() -> None:
+    """After an outage the group rebalances as contact returns: the partitions come back
+    to the same reader, which must not jump their watermarks to the present."""
+    clock = PartitionClock()
+    clock.start_at("t", 0, 3)
+    assert clock.report("t", 0, 3, NOW, 200, fetched_at=NOW).watermark == NOW - 200
+    clock.forget([])  # revoked while the broker was away
+    back = NOW + 20_000
+    clock.start_at("t", 0, 3)
+    first = clock.report("t", 0, 3, back, 200, fetched_at=back)
+    assert first.watermark == NOW - 200
+    later = clock.report("t", 0, 3, back + 1_000, 200, fetched_at=back + 1_000)
+    assert later.watermark == NOW - 200 + RECOVERY_SPEED * 1_000
+    new = PartitionClock()  # a partition never held here starts at the present
+    new.start_at("t", 1, 0)
+    assert new.report("t", 1, 0, back, 200, fetched_at=back).watermark == back - 200
