@@ -12,6 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from streams.errors import FreshnessError
+from streams.replay.options import (
+    add_explain_arguments,
+    add_replay_arguments,
+    join_relative_times,
+)
 from streams.settings import Settings, load_settings
 from streams.simulate.options import add_score_arguments, add_simulate_arguments
 
@@ -71,6 +76,18 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     return observe.run(args, settings)
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import replay_command
+
+    return replay_command.run(args, settings)
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import explain_command
+
+    return explain_command.run(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freshness", description="Streaming funnel freshness monitor."
@@ -114,10 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="judge the monitor's output against a simulate run")
     add_score_arguments(score)
     score.set_defaults(handler=_score)
+
+    replay = sub.add_parser(
+        "replay", help="judge a time range of the input topics again, in memory (--diff, --output)"
+    )
+    add_replay_arguments(replay)
+    replay.set_defaults(handler=_replay)
+
+    explain = sub.add_parser(
+        "explain", help="one entity's records, verdict and lag decomposition from the raw topics"
+    )
+    add_explain_arguments(explain)
+    explain.set_defaults(handler=_explain)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = join_relative_times(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

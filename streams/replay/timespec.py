@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from streams.core.timeparse import parse_event_time
 from streams.flows.config import parse_duration
-
-TIME_HELP = "RFC 3339 (2026-04-23T10:46:57Z), epoch ms, 'now', or relative like -2h or -90s"
+from streams.replay.options import TIME_HELP
 
 
 def parse_time(text: str, now: int) -> int:
@@ -41,7 +40,4 @@ def parse_time(text: str, now: int) -> int:
 
 def parse_span(text: str) -> int:
     """A positive duration such as ``10m`` or ``1h30m``, in milliseconds."""
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ValueError(f"duration {exc}") from None
+    return parse_duration(text)
