@@ -235,6 +235,22 @@ def own_broker(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def restartable_broker(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of this test's own that the test may stop and start again (same port)."""
+    port = free_port()
+    controller = free_port()
+    while controller == port:
+        controller = free_port()
+    config = replace(
+        kafka_broker.config, port=port, controller_port=controller, data_dir=tmp_path / "kafka"
+    )
+    broker = EmbeddedBroker(config)
+    broker.start(timeout_s=120)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
 def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 

@@ -10,14 +10,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from streams import topics
-from streams.broker.process import EmbeddedBroker, free_port
+from streams.broker.process import EmbeddedBroker
 from streams.flows.config import load_flows
 from streams.kafka import KafkaConnection, ensure_topics
 from streams.simulate.truth import read_truth
@@ -40,21 +38,6 @@ def log_lines(worker: WorkerProcess) -> int:
 
 def env_for(bootstrap: str, home: Path) -> dict[str, str]:
     return dict(os.environ, FRESHNESS_KAFKA_BOOTSTRAP=bootstrap, FRESHNESS_HOME=str(home))
-
-
-@pytest.fixture
-def restartable_broker(kafka_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    port = free_port()
-    controller = free_port()
-    while controller == port:
-        controller = free_port()
-    config = replace(
-        kafka_broker.config, port=port, controller_port=controller, data_dir=tmp_path / "kafka"
-    )
-    broker = EmbeddedBroker(config)
-    broker.start(timeout_s=120)
-    yield broker
-    broker.stop()
 
 
 def test_a_broker_outage_raises_no_false_overdue(
