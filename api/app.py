@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, errors
+from api import auth, errors, explain
 from api.breaches import CURSOR_PATTERN, BreachFilter
 from api.consumer import OutputConsumer
 from api.metrics import registry_for
@@ -91,6 +91,8 @@ def create_app(
     errors.install(app)
     guard = Depends(auth.guard(settings.api_token))
     _add_probes(app, model)
+    # Before /v1's entity timeline, whose key may contain "/": .../{key}/explain is this.
+    app.include_router(explain.router(model, settings), dependencies=[guard], responses=_ERR_401)
     app.include_router(_v1(model), dependencies=[guard])
     registry = registry_for(model)
 

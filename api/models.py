@@ -314,3 +314,139 @@ class EntityView(BaseModel):
     where: str = Field(description="One sentence: where the newest cycle is or was stuck.")
     target_ms: int
     cycles: list[EntityCycle] = Field(description="Newest first.")
+
+
+_EXPLAIN_EX: dict[str, object] = {
+    "flow": "lead_to_posthog",
+    "key": "lead-42",
+    "target_ms": 5000,
+    "state": "late",
+    "start_event_id": "evt-1",
+    "verdict": [
+        "lag = completed_at - started_at = 2026-01-01T00:00:07.400Z (1767225607400) - "
+        "2026-01-01T00:00:00.000Z (1767225600000) = 7400 ms",
+        "late: lag 7400 ms > target 5000 ms by 2400 ms",
+    ],
+    "decomposition": {
+        "started_at": 1767225600000,
+        "start_in_kafka": 1767225600300,
+        "deadline": 1767225605000,
+        "completed_at": 1767225607400,
+        "completion_in_kafka": 1767225607450,
+        "verdict_at": 1767225607570,
+        "lag_ms": 7400,
+        "start_to_kafka_ms": 300,
+        "completion_to_kafka_ms": 50,
+        "monitor_ms": 120,
+        "end_to_end_ms": 7570,
+        "slowest": "lag_ms",
+    },
+    "clock_skew": False,
+    "out_of_order": False,
+    "read_out_of_order": False,
+    "inputs": [],
+    "breaches": [],
+    "measurements": [],
+    "notes": [],
+}
+
+
+class LagDecomposition(BaseModel):
+    """Where an entity's time went (epoch ms; a part is null when a record it needs is not
+    known: Kafka timestamps come only with ``inputs=true``)."""
+
+    started_at: int | None = Field(description="The start's occurred_at.")
+    start_in_kafka: int | None = Field(description="The start record's Kafka timestamp.")
+    deadline: int | None = Field(description="started_at + target_ms.")
+    completed_at: int | None = Field(description="The completion's occurred_at.")
+    completion_in_kafka: int | None = Field(description="The completion record's timestamp.")
+    verdict_at: int | None = Field(description="Kafka timestamp of the verdict's record.")
+    lag_ms: int | None = Field(description="completed_at - started_at (what the target judges).")
+    start_to_kafka_ms: int | None = Field(description="start_in_kafka - started_at.")
+    completion_to_kafka_ms: int | None = Field(description="completion_in_kafka - completed_at.")
+    monitor_ms: int | None = Field(
+        description="verdict_at minus when the monitor could have known (the later input "
+        "record's timestamp; for overdue, the later of the start's timestamp and the deadline)."
+    )
+    end_to_end_ms: int | None = Field(description="verdict_at - started_at.")
+    slowest: str | None = Field(description="The largest of the four parts above, by name.")
+
+
+class ExplainedInput(BaseModel):
+    """An input record of the entity, read from Kafka by position."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int = Field(description="Kafka timestamp.")
+    side: Literal["start", "end"] | None
+    event_id: str | None
+    occurred_at: int | None
+    problem: str | None = Field(description="Why the worker refuses it (quarantine reason).")
+    value: str | None = Field(description="The raw value as text.")
+
+
+class ExplainedOutput(BaseModel):
+    """A record of an output topic about the entity (``value`` null: a tombstone)."""
+
+    topic: str
+    partition: int = Field(description="-1 when it comes from the read model.")
+    offset: int = Field(description="-1 when it comes from the read model.")
+    timestamp: int | None = Field(description="Kafka timestamp; null from the read model.")
+    value: dict[str, Any] | None
+
+
+class EntityExplanation(BaseModel):
+    """One entity's verdict with its arithmetic and the lag decomposition
+    (``freshness explain``'s JSON)."""
+
+    model_config = _example(_EXPLAIN_EX)
+    flow: str
+    key: str
+    target_ms: int
+    state: Literal["on_time", "late", "overdue", "lost", "pending", "undeclared", "unknown"]
+    start_event_id: str | None = Field(description="The start of the explained cycle.")
+    verdict: list[str] = Field(description="The verdict and its arithmetic, one line each.")
+    decomposition: LagDecomposition
+    clock_skew: bool
+    out_of_order: bool = Field(
+        description="The completion was written to Kafka before its start (timestamps)."
+    )
+    read_out_of_order: bool | None = Field(
+        description="The measurement's out_of_order: the monitor read the completion first."
+    )
+    inputs: list[ExplainedInput]
+    breaches: list[ExplainedOutput] = Field(description="Breach record versions, in log order.")
+    measurements: list[ExplainedOutput]
+    notes: list[str]
+
+
+class EventsAccepted(BaseModel):
+    """``POST /v1/events/{topic}``: every record was validated and Kafka acknowledged it."""
+
+    model_config = _example(
+        {"topic": "funnel.notification.acknowledged", "records": 100, "events": 100, "unmatched": 0}
+    )
+    topic: str
+    records: int = Field(description="Records written (all of the request).")
+    events: int = Field(description="Flow events they map to (a record may serve several flows).")
+    unmatched: int = Field(
+        description="Valid completions that match no flow's filter (written, counted unmatched)."
+    )
+
+
+class WebhookAccepted(BaseModel):
+    """``POST /v1/webhooks/posthog``: the ``delivered`` completion written, or why none was."""
+
+    model_config = _example(
+        {
+            "written": 1,
+            "event_id": "posthog-delivered-0192f2c1-8f8e-7a55-bf3c-1d0f5b9c2e11",
+            "occurred_at": 1767225660123,
+            "ignored": None,
+        }
+    )
+    written: int = Field(description="1, or 0 when the event carries no funnel link.")
+    event_id: str | None = None
+    occurred_at: int | None = Field(default=None, description="Moment of receipt (epoch ms).")
+    ignored: str | None = Field(default=None, description="Why nothing was written.")

@@ -1,0 +1,112 @@
+"""``GET /v1/entities/{flow}/{key}/explain``: an entity's verdict and where its time went.
+
+Without ``inputs`` the answer comes from the read model alone (its measurements and
+current breach record): the verdict, its arithmetic and the event-time part of the lag
+decomposition. With ``inputs=true`` the API also reads, from Kafka, the input records at
+the positions those records name and the entity's output records written around them (for
+their Kafka timestamps), so every part of the decomposition is filled in, exactly as
+``freshness explain`` computes it (:mod:`streams.replay.explain`). A Kafka that cannot be
+reached answers 503 with a JSON error body.
+
+The route is registered before ``/v1/entities/{flow}/{key}`` (whose key may contain ``/``),
+so a key that itself ends in ``/explain`` cannot be asked for by its timeline.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Path, Query
+
+from api.errors import NotFoundError, error_response
+from api.models import EntityExplanation, ErrorBody
+from api.readmodel import ReadModel
+from streams import topics
+from streams.core.clock import Clock, now_ms
+from streams.core.model import Flow
+from streams.errors import BrokerError
+from streams.replay.explain import InputSeen, OutputSeen, build
+from streams.settings import Settings
+
+DEFAULT_WINDOW_MS = 60_000
+
+
+class EntityLookup(Protocol):
+    """Reads an entity's records from Kafka (:class:`streams.replay.lookup.EntityRecords`)."""
+
+    async def records(
+        self, flow: Flow, key: str, known: list[OutputSeen], window_ms: int
+    ) -> tuple[list[InputSeen], list[OutputSeen], list[OutputSeen]]: ...
+
+
+def router(
+    model: ReadModel,
+    settings: Settings,
+    lookup: EntityLookup | None = None,
+    clock: Clock = now_ms,
+) -> APIRouter:
+    """The explain route over ``model``; ``lookup`` reads Kafka (default: ``settings``')."""
+    if lookup is None:
+        from streams.flows.config import load_flows
+        from streams.replay.lookup import EntityRecords
+
+        lookup = EntityRecords(settings, load_flows(settings.flows))
+    found = lookup
+    r = APIRouter(prefix="/v1")
+    responses: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "Unknown flow, or nothing known of the entity."},
+        503: {"model": ErrorBody, "description": "inputs=true and Kafka cannot be read."},
+    }
+
+    @r.get(
+        "/entities/{flow}/{key:path}/explain",
+        response_model=EntityExplanation,
+        responses=responses,
+        summary="An entity's verdict with its arithmetic and its lag decomposition",
+    )
+    async def explain(
+        flow: Annotated[str, Path(examples=["lead_to_posthog"])],
+        key: Annotated[str, Path(examples=["lead-42"])],
+        inputs: Annotated[
+            bool, Query(description="Also read the input records (and timestamps) from Kafka.")
+        ] = False,
+        window_ms: Annotated[
+            int,
+            Query(
+                ge=1_000,
+                le=3_600_000,
+                description="With inputs: how long after its input records the entity's "
+                "output records are looked for.",
+            ),
+        ] = DEFAULT_WINDOW_MS,
+    ) -> Any:
+        f = model.require_flow(flow)
+        known = _known(model, f, key)
+        ins: list[InputSeen] = []
+        breaches = [o for o in known if o.topic == topics.BREACHES]
+        measurements = [o for o in known if o.topic == topics.MEASUREMENTS]
+        if inputs:
+            try:
+                ins, breaches, measurements = await found.records(f, key, known, window_ms)
+            except BrokerError as exc:
+                return error_response(503, "kafka_unavailable", str(exc))
+        e = build(f, key, ins, breaches, measurements, clock())
+        return EntityExplanation.model_validate(e.to_json())
+
+    return r
+
+
+def _known(model: ReadModel, flow: Flow, key: str) -> list[OutputSeen]:
+    """The entity's records in the read model (no Kafka positions or timestamps)."""
+    measurements = model.entities.get(flow.name, key)
+    breach = model.breaches.get(f"{flow.name}:{key}")
+    if not measurements and breach is None:
+        raise NotFoundError(
+            f"no measurement or breach of {flow.name}:{key} in the read model: it is unknown, "
+            "still within its target, or older than the API's timeline cache; "
+            "`freshness explain` scans Kafka for it"
+        )
+    out = [OutputSeen(topics.MEASUREMENTS, -1, -1, None, m) for m in measurements]
+    if breach is not None:
+        out.append(OutputSeen(topics.BREACHES, -1, -1, None, dict(breach)))
+    return out
