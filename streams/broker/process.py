@@ -38,6 +38,39 @@ DEFAULT_JVM_OPTS: tuple[str, ...] = (
 )
 
 
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True, slots=True)
+class SaslSslListener:
+    """An extra ``SASL_SSL`` listener (SCRAM-SHA-512) beside the plaintext one.
+
+    The plaintext listener stays the broker's bootstrap (readiness probes, inter-broker
+    traffic); this one is what clients with security settings connect to. ``users`` get
+    SCRAM-SHA-512 credentials when the storage is formatted (KRaft keeps them in the metadata
+    log), so they exist from the broker's first start.
+    """
+
+    port: int
+    keystore: Path
+    """PKCS12 file with the broker's private key and certificate chain."""
+    keystore_password: str
+    users: tuple[tuple[str, str], ...]
+    """``(name, password)`` pairs."""
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka.tools.StorageTool format`` arguments creating every user."""
+        args: list[str] = []
+        for name, password in self.users:
+            if any(c in f"{name}{password}" for c in ',[]="\n'):
+                raise BrokerError(
+                    f'SCRAM user {name!r}: names and passwords may not contain , [ ] = " or '
+                    "a newline (StorageTool's --add-scram syntax); pick another"
+                )
+            args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        return args
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
     """Where one broker listens and keeps its files."""
@@ -49,10 +82,16 @@ class BrokerConfig:
     host: str = "127.0.0.1"
     jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS
     extra_properties: dict[str, str] = field(default_factory=dict)
+    sasl_ssl: SaslSslListener | None = None
+    """An optional SASL_SSL listener (tests of the clients' security settings)."""
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        return None if self.sasl_ssl is None else f"{self.host}:{self.sasl_ssl.port}"
 
     @property
     def properties_file(self) -> Path:
@@ -108,8 +147,33 @@ def render_properties(config: BrokerConfig) -> str:
         "message.max.bytes": str(4 * 1024 * 1024),
         "replica.fetch.max.bytes": str(4 * 1024 * 1024),
     }
+    if config.sasl_ssl is not None:
+        props.update(_sasl_ssl_properties(config.host, config.sasl_ssl, props))
     props.update(config.extra_properties)
     return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def _sasl_ssl_properties(
+    host: str, listener: SaslSslListener, props: dict[str, str]
+) -> dict[str, str]:
+    """The listener added to ``props``' plaintext ones, its TLS keystore and SCRAM login."""
+    url = f"SASL_SSL://{host}:{listener.port}"
+    prefix = "listener.name.sasl_ssl."
+    return {
+        "listeners": f"{props['listeners']},{url}",
+        "advertised.listeners": f"{props['advertised.listeners']},{url}",
+        "listener.security.protocol.map": (
+            f"{props['listener.security.protocol.map']},SASL_SSL:SASL_SSL"
+        ),
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        f"{prefix}scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        f"{prefix}ssl.keystore.type": "PKCS12",
+        f"{prefix}ssl.keystore.location": str(listener.keystore),
+        f"{prefix}ssl.keystore.password": listener.keystore_password,
+        f"{prefix}ssl.key.password": listener.keystore_password,
+    }
 
 
 def new_cluster_id() -> str:
@@ -275,6 +339,8 @@ class EmbeddedBroker:
         java = find_java()
         cmd = [java, "-Xmx256m", "-cp", cfg.classpath, "kafka.tools.StorageTool", "format"]
         cmd += ["-t", new_cluster_id(), "-c", str(cfg.properties_file), "--ignore-formatted"]
+        if cfg.sasl_ssl is not None:
+            cmd += cfg.sasl_ssl.scram_arguments()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
             raise BrokerError(
@@ -296,7 +362,8 @@ class EmbeddedBroker:
         if running is not None:
             raise BrokerError(f"a broker is already running (pid {running}) on {cfg.bootstrap}")
         java = find_java()
-        for port in (cfg.port, cfg.controller_port):
+        extra = () if cfg.sasl_ssl is None else (cfg.sasl_ssl.port,)
+        for port in (cfg.port, cfg.controller_port, *extra):
             if port_in_use(cfg.host, port):
                 raise BrokerError(
                     f"{cfg.host}:{port} is already in use by another process; stop it, or pick "
