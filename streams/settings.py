@@ -7,8 +7,9 @@ down; nothing deeper reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -25,6 +26,18 @@ class Settings(BaseSettings):
     """Kafka bootstrap servers, ``host:port[,host:port]``."""
     kafka_version: str = "4.0.2"
     """Apache Kafka version of the embedded dev broker (jars from Maven Central)."""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every client connects (managed clusters: usually ``SASL_SSL``)."""
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism; required with ``SASL_SSL`` and ``SASL_PLAINTEXT``."""
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    """PEM file of the CA that signed the brokers' certificates (unset: the system's CAs)."""
+    kafka_ssl_certfile: Path | None = None
+    """PEM client certificate (mutual TLS); may hold the key too."""
+    kafka_ssl_keyfile: Path | None = None
+    """PEM private key of ``FRESHNESS_KAFKA_SSL_CERTFILE`` when it is a file of its own."""
     home: Path = DEFAULT_HOME
     """Cache and state root: broker jars, broker data and logs, worker RocksDB state."""
     partitions: int = Field(default=8, ge=1, le=1024)
@@ -61,6 +74,13 @@ class Settings(BaseSettings):
     api_timeline_entities: int = Field(default=100_000, ge=0)
     """Entities whose measurements the API keeps for timelines (LRU; breaches are all kept)."""
 
+    @model_validator(mode="after")
+    def _kafka_security_fits(self) -> Self:
+        problem = kafka_security_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @property
     def state_dir(self) -> Path:
         return self.home / "state"
@@ -68,6 +88,45 @@ class Settings(BaseSettings):
     @property
     def kafka_dir(self) -> Path:
         return self.home / "kafka"
+
+
+def kafka_security_problem(s: Settings) -> str | None:
+    """What is wrong with the combination of ``FRESHNESS_KAFKA_SECURITY_PROTOCOL`` and the
+    ``_SASL_*`` / ``_SSL_*`` settings, or None (the one place these are checked)."""
+    protocol = s.kafka_security_protocol
+    p = f"FRESHNESS_KAFKA_SECURITY_PROTOCOL={protocol}"
+    sasl = {
+        "FRESHNESS_KAFKA_SASL_MECHANISM": s.kafka_sasl_mechanism,
+        "FRESHNESS_KAFKA_SASL_USERNAME": s.kafka_sasl_username,
+        "FRESHNESS_KAFKA_SASL_PASSWORD": s.kafka_sasl_password,
+    }
+    ssl = {
+        "FRESHNESS_KAFKA_SSL_CAFILE": s.kafka_ssl_cafile,
+        "FRESHNESS_KAFKA_SSL_CERTFILE": s.kafka_ssl_certfile,
+        "FRESHNESS_KAFKA_SSL_KEYFILE": s.kafka_ssl_keyfile,
+    }
+    if protocol.startswith("SASL_"):
+        missing = [name for name, value in sasl.items() if not value]
+        if missing:
+            return (
+                f"{p} needs {', '.join(missing)} (mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+    elif set_ := [name for name, value in sasl.items() if value]:
+        return (
+            f"{', '.join(set_)} set but {p} does not use SASL: use SASL_SSL "
+            "(or SASL_PLAINTEXT), or unset them"
+        )
+    if not protocol.endswith("SSL") and (set_ := [n for n, v in ssl.items() if v]):
+        return f"{', '.join(set_)} set but {p} does not use TLS: use SSL or SASL_SSL, or unset them"
+    if s.kafka_ssl_keyfile and not s.kafka_ssl_certfile:
+        return (
+            "FRESHNESS_KAFKA_SSL_KEYFILE is set without FRESHNESS_KAFKA_SSL_CERTFILE: set the "
+            "client certificate too, or unset the key"
+        )
+    for name, path in ssl.items():
+        if path is not None and not path.is_file():
+            return f"{name}={path} is not a readable file: fix the path or unset it"
+    return None
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -80,6 +139,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = [
             f"FRESHNESS_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors()
         ]
         raise ConfigError("invalid settings: " + "; ".join(lines)) from None

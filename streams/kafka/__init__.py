@@ -17,6 +17,8 @@
 from streams.kafka.admin import ensure_required_topics, ensure_topics
 from streams.kafka.clients import (
     KafkaConnection,
+    KafkaRefusedError,
+    check_connection,
     client_options,
     connection,
     faust_app_options,
@@ -31,6 +33,8 @@ from streams.kafka.offsets import offsets_for_time
 __all__ = [
     "KafkaConnection",
     "KafkaFatalError",
+    "KafkaRefusedError",
+    "check_connection",
     "client_options",
     "connection",
     "ensure_required_topics",

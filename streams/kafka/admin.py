@@ -17,7 +17,7 @@ from aiokafka.admin import NewTopic
 from streams.core.model import Flow
 from streams.errors import BrokerError
 from streams.flows.config import load_flows
-from streams.kafka.clients import KafkaConnection, connection, new_admin
+from streams.kafka.clients import KafkaConnection, KafkaRefusedError, connection, new_admin
 from streams.settings import Settings
 from streams.topics import TopicSpec, required_topics
 
@@ -49,6 +49,9 @@ async def ensure_topics(
     admin = new_admin(kafka, request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         await asyncio.wait_for(admin.start(), REQUEST_TIMEOUT_MS / 1000)
+    except KafkaRefusedError:  # already one line saying which settings to check
+        await admin.close()
+        raise
     except Exception as exc:
         await admin.close()
         raise BrokerError(
