@@ -17,6 +17,7 @@ from streams.pipeline.ingest import Ingest
 from streams.pipeline.join import Joiner
 from streams.replay.engine import ReplayEngine, ReplayOptions, Span
 from streams.replay.output import output_lines
+from streams.replay.summary import summarize
 from streams.simulate.scenario import scripted
 from tests.streams.replay.kit import FLOWS, LEAD, PARTITIONS, T0, Log, replay
 
@@ -45,6 +46,8 @@ def test_each_start_gets_the_workers_verdict_as_of_the_range_end() -> None:
         f"{LEAD.name}:missing": ("overdue", "open"),
     }
     assert result.pending[LEAD.name] == 1  # "young" is within its target at the end
+    (row,) = [r for r in summarize(result) if r.flow == LEAD.name]
+    assert (row.starts, row.on_time, row.late, row.overdue, row.pending) == (4, 1, 1, 1, 1)
 
 
 def test_the_range_end_is_the_watermark_with_no_grace() -> None:
@@ -61,12 +64,14 @@ def test_the_range_end_is_the_watermark_with_no_grace() -> None:
 def test_overdue_is_declared_by_the_first_sweep_past_the_deadline_minus_the_grace() -> None:
     log = Log()
     log.start(LEAD, "missing", T0)
-    for i in range(1, 60):  # traffic every 200 ms of Kafka time, as a live funnel has
-        log.start(LEAD, f"busy-{i}", T0 + 200 * i, partition=1)
-    result = replay(log, T0, T0 + 12_000)
+    for i in range(1, 120):  # traffic every 100 ms of Kafka time, as a live funnel has
+        log.start(LEAD, f"busy-{i}", T0 + 100 * i, partition=1)
+    options = ReplayOptions(tick_interval_ms=100, watermark_grace_ms=250)
+    result = replay(log, T0, T0 + 12_000, options=options)
     b = result.breaches[f"{LEAD.name}:missing"]
-    # a caught-up worker's tick at T stands at T - grace (200 ms); sweeps every 200 ms
-    assert b.detected_at == T0 + LEAD.target_ms + 200
+    # a caught-up worker's tick at T stands at T - grace; the first sweep past the deadline
+    # is the one at T0 + 5300, whose watermark is T0 + 5050
+    assert b.detected_at == T0 + LEAD.target_ms + 50
 
 
 def test_a_quiet_stretch_is_swept_before_the_records_after_it() -> None:
