@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -73,6 +80,36 @@ class Settings(BaseSettings):
     """When set, ``/v1`` and ``/metrics`` require ``Authorization: Bearer <token>``."""
     api_timeline_entities: int = Field(default=100_000, ge=0)
     """Entities whose measurements the API keeps for timelines (LRU; breaches are all kept)."""
+    api_public_url: str | None = None
+    """The API's URL as people reach it (e.g. ``https://freshness.example.com``); when set,
+    alerts link to their flow's view there."""
+    pagerduty_routing_key: SecretStr | None = None
+    """Enables the PagerDuty sink: the 32-character Events API v2 integration key."""
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    alertmanager_url: str | None = None
+    """Enables the Alertmanager sink: its base URL (alerts go to ``<url>/api/v2/alerts``)."""
+    alertmanager_resend_ms: int = Field(default=60_000, ge=1000)
+    """How often firing alerts are sent to Alertmanager again to stay active."""
+    webhook_url: str | None = None
+    """Enables the signed-webhook sink (needs ``FRESHNESS_WEBHOOK_SECRET``)."""
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    """The webhook's signing secret (``whsec_<base64>`` or at least 24 bytes of text)."""
+    alert_eval_ms: int = Field(default=1000, ge=50)
+    """How often the alerter evaluates every flow's alert policy."""
+    alert_session_timeout_ms: int = Field(default=10_000, ge=500)
+    """How long the alerter replicas' group waits for a silent leader before a standby
+    takes over (the broker's ``group.min.session.timeout.ms``, 6000 by default, is the
+    least it accepts)."""
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_needs_secret(cls, value: SecretStr | None, info: ValidationInfo) -> object:
+        if info.data.get("webhook_url") and value is None:
+            raise ValueError(
+                "FRESHNESS_WEBHOOK_URL is set but FRESHNESS_WEBHOOK_SECRET is not; webhooks "
+                "are only sent signed: set a secret (e.g. whsec_ + 32 random bytes in base64)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _kafka_security_fits(self) -> Self:

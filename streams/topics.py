@@ -37,6 +37,11 @@ BREACHES = "freshness.breaches"
 QUARANTINE = "freshness.quarantine"
 STATS = "freshness.stats"
 """Per-flow, per-partition, per-minute statistics (see docs/events.md); compacted."""
+ALERTS = "freshness.alerts"
+"""The alerter's outbox: the latest state of every alert, key = alert id; compacted."""
+ALERT_DELIVERIES = "freshness.alert-deliveries"
+"""Delivery progress of the alerter's sinks (key ``delivery:<sink>:<alert id>`` and
+``counts:<sink>``, see docs/events.md); compacted."""
 
 
 def flow_events_topic(app_id: str) -> str:
@@ -46,6 +51,13 @@ def flow_events_topic(app_id: str) -> str:
     with different ``FRESHNESS_APP_ID`` on one cluster never read each other's events.
     """
     return f"{app_id}-flow-events"
+
+
+def alerter_control_topic(app_id: str) -> str:
+    """Internal: leadership among alerter replicas. Every replica of ``app_id`` joins one
+    consumer group on it; the member assigned its partition 0 is the one that delivers.
+    Nothing is written to it."""
+    return f"{app_id}-alerter-control"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +72,8 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(BREACHES, compacted=True),
     TopicSpec(QUARANTINE),
     TopicSpec(STATS, compacted=True),
+    TopicSpec(ALERTS, compacted=True),
+    TopicSpec(ALERT_DELIVERIES, compacted=True),
 )
 
 
@@ -67,8 +81,12 @@ def required_topics(flows: Iterable[Flow], app_id: str) -> tuple[TopicSpec, ...]
     """Every topic a deployment of ``flows`` under ``app_id`` needs, each once.
 
     In this order: the flows' input topics (sorted), the output topics, and the internal
-    :func:`flow_events_topic` of ``app_id``. Faust's own topics (the table's changelog) are
-    not listed: the worker declares those itself.
+    :func:`flow_events_topic` and :func:`alerter_control_topic` of ``app_id``. Faust's own
+    topics (the table's changelog) are not listed: the worker declares those itself.
     """
     inputs = tuple(TopicSpec(t) for t in flow_topics(flows))
-    return (*inputs, *OUTPUT_TOPICS, TopicSpec(flow_events_topic(app_id), internal=True))
+    internal = (
+        TopicSpec(flow_events_topic(app_id), internal=True),
+        TopicSpec(alerter_control_topic(app_id), internal=True),
+    )
+    return (*inputs, *OUTPUT_TOPICS, *internal)

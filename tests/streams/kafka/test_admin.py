@@ -33,15 +33,25 @@ def test_required_topics_are_the_flows_inputs_the_outputs_and_the_app_ids_intern
         "shop.order.shipped",
         *(s.name for s in topics.OUTPUT_TOPICS),
         "shop-monitor-flow-events",
+        "shop-monitor-alerter-control",
     ]
     default = [s.name for s in required_topics(load_flows(None), "a")]
     assert set(default) >= set(topics.INPUT_TOPICS)
 
 
-def test_the_internal_topic_is_named_after_the_app_id() -> None:
+def test_the_internal_topics_are_named_after_the_app_id() -> None:
     assert flow_events_topic("funnel-freshness") == "funnel-freshness-flow-events"
-    (internal,) = [s for s in required_topics((), "x") if s.internal]
-    assert internal == TopicSpec("x-flow-events", internal=True)
+    internal = [s for s in required_topics((), "x") if s.internal]
+    assert internal == [
+        TopicSpec("x-flow-events", internal=True),
+        TopicSpec("x-alerter-control", internal=True),
+    ]
+
+
+def test_the_alerts_outbox_and_the_delivery_progress_are_compacted() -> None:
+    specs = {s.name: s for s in required_topics((), "x")}
+    assert specs[topics.ALERTS].compacted
+    assert specs[topics.ALERT_DELIVERIES].compacted
 
 
 def test_created_and_raced_topics_are_told_apart() -> None:
