@@ -47,6 +47,12 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     return server.run(settings)
 
 
+def _alerter(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.alerting import alerter
+
+    return alerter.run(settings)
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from streams import up
 
@@ -109,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("api", help="serve the HTTP API")
     api.set_defaults(handler=_api)
+
+    alerter = sub.add_parser(
+        "alerter", help="evaluate alert policies and page (PagerDuty, Alertmanager, webhook)"
+    )
+    alerter.set_defaults(handler=_alerter)
 
     up = sub.add_parser(
         "up", help="broker, topics, worker, API and simulated traffic, with a live view"

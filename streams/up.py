@@ -1,8 +1,9 @@
 """``freshness up``: the whole monitor on one machine, with a live terminal view.
 
 Starts, in order: the embedded broker (only when nothing answers on a local
-``FRESHNESS_KAFKA_BOOTSTRAP``), the topics, one worker, the API and, unless told not to,
-the traffic simulator; then shows the four flows from the API once a second. Ctrl-C (or
+``FRESHNESS_KAFKA_BOOTSTRAP``), the topics, one worker, the alerter (it delivers to the
+sinks the ``FRESHNESS_*`` settings enable, none by default), the API and, unless told not
+to, the traffic simulator; then shows the four flows from the API once a second. Ctrl-C (or
 SIGTERM, or ``--duration`` running out) stops them in the reverse order, waits for each,
 and stops the broker only if it started it: nothing it started is left running.
 
@@ -69,6 +70,7 @@ class Stack:
         env = dict(os.environ)
         cli = [sys.executable, "-m", "streams.cli"]
         self.children.append(Child("worker", [*cli, "worker"], self.logs / "worker.log", env))
+        self.children.append(Child("alerter", [*cli, "alerter"], self.logs / "alerter.log", env))
         self.children.append(Child("api", [*cli, "api"], self.logs / "api.log", env))
         if self.simulate:
             argv = [

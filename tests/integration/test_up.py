@@ -72,7 +72,7 @@ class Up:
 
     def ctrl_c(self) -> int:
         children = processes_with_home(self.home)
-        assert len(children) >= 5, children  # up itself, broker, worker, API, simulator
+        assert len(children) >= 6, children  # up itself, broker, worker, alerter, API, simulator
         self.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         return self.proc.wait(90)
 

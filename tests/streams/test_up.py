@@ -123,6 +123,9 @@ def test_the_wheel_installed_with_runtime_dependencies_only_imports_and_runs(
     python = venv / "bin" / "python"
     run(uv, "pip", "install", "-q", "--python", python, "-r", requirements, wheel)
     # from outside the source tree, so only the installed package can be imported
-    modules = "streams.up, streams.cli, streams.worker.runner, streams.simulate.runner, api.server"
+    modules = (
+        "streams.up, streams.cli, streams.worker.runner, streams.simulate.runner, api.server, "
+        "streams.alerting.alerter"
+    )
     run(python, "-c", f"import {modules}", cwd=tmp_path)
     assert "freshness" in run(venv / "bin" / "freshness", "--help", cwd=tmp_path)
