@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, errors, explain
+from api import alerts, auth, errors, explain
 from api.breaches import CURSOR_PATTERN, BreachFilter
 from api.consumer import OutputConsumer
 from api.metrics import registry_for
@@ -94,6 +94,7 @@ def create_app(
     # Before /v1's entity timeline, whose key may contain "/": .../{key}/explain is this.
     app.include_router(explain.router(model, settings), dependencies=[guard], responses=_ERR_401)
     app.include_router(_v1(model), dependencies=[guard])
+    app.include_router(alerts.router(model), dependencies=[guard], responses=_ERR_401)
     registry = registry_for(model)
 
     @app.get(

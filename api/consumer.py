@@ -48,6 +48,8 @@ READ_TOPICS: tuple[str, ...] = (
     topics.STATS,
     topics.MEASUREMENTS,
     topics.QUARANTINE,
+    topics.ALERTS,
+    topics.ALERT_DELIVERIES,
 )
 """The output topics the read model is built from, in the order they are assigned."""
 
@@ -113,6 +115,8 @@ class OutputConsumer:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # The alerter writes its two topics in transactions: skip aborted ones.
+                isolation_level="read_committed",
                 client_id="freshness-api",
             )
             try:
@@ -172,7 +176,7 @@ class OutputConsumer:
             for tp, records in batches.items():
                 logical = self.topic_map[tp.topic]
                 for rec in records:
-                    self.model.apply_raw(logical, rec.key, rec.value)
+                    self.model.apply_raw(logical, rec.key, rec.value, rec.offset)
                 if records:
                     self._next[tp] = records[-1].offset + 1
             await asyncio.sleep(0)  # let requests in between batches

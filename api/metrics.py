@@ -93,7 +93,38 @@ class ReadModelCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._flow_metrics()
+        yield from self._alert_metrics()
         yield from self._process_metrics()
+
+    def _alert_metrics(self) -> list[Metric]:
+        """From ``freshness.alerts`` and ``freshness.alert-deliveries`` (the alerter writes
+        its sinks' all-time counts there; the per-field maximum seen is reported, so the
+        counter never decreases)."""
+        model = self.model
+        firing = GaugeMetricFamily(
+            "freshness_alerts_firing",
+            "1 while the alert fires, 0 once resolved (every alert the outbox holds).",
+            labels=["flow", "alert"],
+        )
+        for state in sorted(model.alerts.states.values(), key=lambda s: s.alert_id):
+            firing.add_metric([state.event.flow, state.event.alert], float(state.event.firing))
+        deliveries = CounterMetricFamily(
+            "freshness_alert_deliveries",
+            "Requests to alert sinks by result (delivered, resent, retried, dead_lettered).",
+            labels=["sink", "result"],
+        )
+        for counts in model.alerts.total_counts():
+            for result, value in counts.by_result().items():
+                deliveries.add_metric([counts.sink, result], value)
+        budget = GaugeMetricFamily(
+            "freshness_error_budget_remaining_ratio",
+            "Error budget left over the last 24 h (1 - burn rate, clipped to [0, 1]).",
+            labels=["flow"],
+        )
+        for view in model.flows_view().flows:
+            if view.error_budget is not None:
+                budget.add_metric([view.name], view.error_budget.remaining_ratio)
+        return [firing, deliveries, budget]
 
     def _flow_metrics(self) -> list[Metric]:
         model = self.model

@@ -11,6 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from streams.alerting.ledger import SinkState
+from streams.connectors.sink import Severity
+from streams.connectors.sink import Status as AlertStatus
+
 Status = Literal["ok", "warning", "breaching"]
 BreachKind = Literal["overdue", "late", "lost"]
 BreachStatus = Literal["open", "closed"]
@@ -133,6 +137,16 @@ class StatsSource(BaseModel):
     updated_at: int | None = Field(description="Newest stats record for this flow.")
 
 
+_BUDGET_EX: dict[str, object] = {
+    "window_ms": 86400000,
+    "objective": 0.99,
+    "good": 11720,
+    "bad": 41,
+    "burn_rate": 0.3486,
+    "remaining_ratio": 0.6514,
+}
+
+
 _FLOW_EX: dict[str, object] = {
     "name": "lead_to_posthog",
     "target_ms": 5000,
@@ -149,7 +163,22 @@ _FLOW_EX: dict[str, object] = {
     "status": "warning",
     "status_reasons": ["1 open breach"],
     "stats": {"partitions": 8, "stale_partitions": [], "updated_at": 1767225659000},
+    "alerts_firing": ["stuck"],
+    "error_budget": _BUDGET_EX,
 }
+
+
+class ErrorBudget(BaseModel):
+    """The flow's error budget over the last 24 h (``streams.slo.budget``): good = on time,
+    bad = late + lost + open overdue breaches declared in the window."""
+
+    model_config = _example(_BUDGET_EX)
+    window_ms: int
+    objective: float
+    good: int
+    bad: int
+    burn_rate: float = Field(description="(bad / (good + bad)) / (1 - objective); 0 if none.")
+    remaining_ratio: float = Field(description="1 - burn rate, clipped to [0, 1].")
 
 
 class FlowView(BaseModel):
@@ -174,6 +203,11 @@ class FlowView(BaseModel):
     status: Status
     status_reasons: list[str] = Field(description="Why the status is not ok (empty when ok).")
     stats: StatsSource
+    alerts_firing: list[str] = Field(
+        default_factory=list,
+        description="Names of this flow's firing alerts (e.g. `stuck`), from freshness.alerts.",
+    )
+    error_budget: ErrorBudget | None = Field(default=None, description="Error budget left.")
 
 
 class FlowList(BaseModel):
@@ -314,6 +348,73 @@ class EntityView(BaseModel):
     where: str = Field(description="One sentence: where the newest cycle is or was stuck.")
     target_ms: int
     cycles: list[EntityCycle] = Field(description="Newest first.")
+
+
+_DELIVERY_EX: dict[str, object] = {
+    "sink": "pagerduty",
+    "state": "delivered",
+    "version": 1042,
+    "at": 1767225601250,
+    "http_status": None,
+    "response": "",
+}
+
+
+class SinkDelivery(BaseModel):
+    """Where one sink stands with the alert's current state."""
+
+    model_config = _example(_DELIVERY_EX)
+    sink: str = Field(description="`pagerduty`, `alertmanager` or `webhook`.")
+    state: SinkState = Field(
+        description="`delivered`: it took this version; `dead_lettered`: it refused it for "
+        "good; `pending`: not yet (queued, retrying, or the alerter is down)."
+    )
+    version: int | None = Field(description="Newest version the sink is done with.")
+    at: int | None = Field(description="When it was done with that version.")
+    http_status: int | None = Field(default=None, description="A refusal's HTTP status.")
+    response: str = Field(default="", description="A refusal's response body (cut).")
+
+
+_ALERT_EX: dict[str, object] = {
+    "alert_id": "funnel-freshness/lead_to_posthog/stuck",
+    "flow": "lead_to_posthog",
+    "alert": "stuck",
+    "severity": "error",
+    "status": "firing",
+    "since": 1767225601000,
+    "updated_at": 1767225601000,
+    "summary": "lead_to_posthog: 1 entity stuck past its deadline; oldest 'lead-7' overdue "
+    "by 6 s (stuck fires at >= 1 open, oldest >= 5 s)",
+    "details": {"open_overdue": 1},
+    "version": 1042,
+    "routes": ["pagerduty", "alertmanager"],
+    "deliveries": [_DELIVERY_EX],
+}
+
+
+class AlertView(BaseModel):
+    """The current state of one alert (the latest record of its key in freshness.alerts)."""
+
+    model_config = _example(_ALERT_EX)
+    alert_id: str = Field(description="`<app_id>/<flow>/<alert>`; the PagerDuty dedup_key.")
+    flow: str
+    alert: str = Field(description="`page-fast`, `page-slow`, `ticket`, `stuck`, `backlog`.")
+    severity: Severity
+    status: AlertStatus
+    since: int = Field(description="When the current (or last) firing episode began.")
+    updated_at: int = Field(description="When this state was reached.")
+    summary: str
+    details: dict[str, Any]
+    version: int = Field(description="The state's offset in freshness.alerts.")
+    routes: list[str] = Field(description="The sinks this state is delivered to.")
+    deliveries: list[SinkDelivery] = Field(description="Per sink of the routes.")
+
+
+class AlertList(BaseModel):
+    """Firing alerts, then those resolved in the last 24 h; newest change first in each."""
+
+    model_config = _example({"alerts": [_ALERT_EX]})
+    alerts: list[AlertView]
 
 
 _EXPLAIN_EX: dict[str, object] = {

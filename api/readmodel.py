@@ -34,6 +34,7 @@ from api.models import (
     BreachPage,
     BreachView,
     EntityView,
+    ErrorBudget,
     FlowList,
     FlowView,
     LagQuantiles,
@@ -42,6 +43,7 @@ from api.models import (
     WindowView,
 )
 from streams import slo, topics
+from streams.alerting.ledger import Ledger
 from streams.core.model import Flow
 from streams.stats import records as stats
 from streams.stats.windows import DAY_MINUTES, Aggregate, FlowStats, Tally, WindowResult
@@ -87,6 +89,8 @@ class ReadModel:
         self.quarantine: dict[str, int] = {}
         self._quarantined: set[tuple[str, int, int]] = set()
         self.progress = Progress()
+        self.alerts = Ledger()
+        """``freshness.alerts`` and ``freshness.alert-deliveries`` (see ``api.alerts``)."""
         self.stats_interval_ms = stats_interval_ms
         self.clock = clock
         self._version = 0
@@ -94,8 +98,14 @@ class ReadModel:
 
     # ---- apply -------------------------------------------------------------------------
 
-    def apply_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Apply one Kafka record of an output topic (``value`` None is a tombstone)."""
+    def apply_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, offset: int = 0
+    ) -> None:
+        """Apply one Kafka record of an output topic (``value`` None is a tombstone);
+        ``offset`` is the record's (an alert state's version)."""
+        if topic in (topics.ALERTS, topics.ALERT_DELIVERIES):
+            self._apply_alerting(topic, key, value, offset)
+            return
         try:
             record = None if value is None else orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -120,6 +130,18 @@ class ReadModel:
                 self._apply_quarantine(record)
         except (KeyError, TypeError, ValueError, AttributeError):
             self.progress.bad_records += 1
+
+    def _apply_alerting(
+        self, topic: str, key: bytes | None, value: bytes | None, offset: int
+    ) -> None:
+        self.progress.records_applied += 1
+        bad = self.alerts.bad_records
+        if topic == topics.ALERTS:
+            self.alerts.apply_alert(key, value, offset)
+        else:
+            self.alerts.apply_progress(key, value)
+        self.progress.bad_records += self.alerts.bad_records - bad
+        self._version += 1
 
     def _apply_breach(self, record: dict[str, Any] | None, key: str | None) -> None:
         breach_id = key if record is None else str(record.get("breach_id") or key)
@@ -198,10 +220,9 @@ class ReadModel:
         as_of = flow_stats.as_of()
         ref_minute = (now if as_of is None else as_of) // stats.MINUTE_MS
         five, hour = flow_stats.window(ref_minute, 5), flow_stats.window(ref_minute, 60)
+        day = flow_stats.window(ref_minute, DAY_MINUTES)
         windows = Windows(
-            last_5m=_window_view(five),
-            last_1h=_window_view(hour),
-            last_24h=_window_view(flow_stats.window(ref_minute, DAY_MINUTES)),
+            last_5m=_window_view(five), last_1h=_window_view(hour), last_24h=_window_view(day)
         )
         gauges = list(flow_stats.gauges.values())
         starts = (g.oldest_pending_started_at for g in gauges)
@@ -211,6 +232,7 @@ class ReadModel:
         open_breaches = self.breaches.open_for(flow.name)
         oldest_deadline = min((int(b["deadline"]) for b in open_breaches), default=None)
         monitor_lag = max((g.monitor_lag_ms for g in gauges), default=None)
+        budget = _error_budget(flow, day, open_breaches)
         verdict = slo.flow_status(
             slo.FlowHealth(
                 target_ms=flow.target_ms,
@@ -244,6 +266,10 @@ class ReadModel:
             stats=StatsSource(
                 partitions=len(gauges), stale_partitions=stale, updated_at=flow_stats.updated_at
             ),
+            alerts_firing=sorted(
+                s.event.alert for s in self.alerts.firing() if s.event.flow == flow.name
+            ),
+            error_budget=budget,
         )
 
     # ---- breaches ----------------------------------------------------------------------
@@ -283,6 +309,27 @@ class ReadModel:
             )
         as_of = self._flow_stats(flow_name).as_of()
         return timeline.build(flow, key, measurements, breach, as_of)
+
+
+def _error_budget(
+    flow: Flow, day: WindowResult, open_breaches: list[dict[str, Any]]
+) -> ErrorBudget:
+    """The budget over ``day``: its outcomes plus the open overdue breaches declared in it
+    (the alerter's rule, ``streams.alerting.evaluate``)."""
+    first_ms = day.from_minute * stats.MINUTE_MS
+    overdue = sum(
+        1 for b in open_breaches if b["kind"] == "overdue" and int(b["detected_at"]) >= first_ms
+    )
+    t = day.tally
+    outcomes = slo.Outcomes(on_time=t.on_time, late=t.late, lost=t.lost, overdue=overdue)
+    return ErrorBudget(
+        window_ms=(day.to_minute - day.from_minute + 1) * stats.MINUTE_MS,
+        objective=flow.objective,
+        good=outcomes.good,
+        bad=outcomes.bad,
+        burn_rate=slo.burn_rate(outcomes, flow.objective),
+        remaining_ratio=slo.budget_remaining(outcomes, flow.objective),
+    )
 
 
 def _outcomes(t: Tally) -> slo.Outcomes:
