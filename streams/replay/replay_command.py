@@ -68,7 +68,7 @@ class Request:
 def request_from(args: argparse.Namespace, settings: Settings, now: int) -> Request:
     """Checked arguments; raises :class:`ConfigError` with one line naming the bad one."""
     from_ms = parsed("--from", parse_time, args.from_, now)
-    to_ms = parsed("--to", parse_time, args.to, now)
+    to_ms = min(parsed("--to", parse_time, args.to, now), now)  # nothing is written later
     cap = None if args.lookback is None else parsed("--lookback", parse_span, args.lookback)
     if from_ms >= to_ms:
         raise ConfigError(

@@ -35,6 +35,8 @@ def test_the_replay_request() -> None:
     assert (req.from_ms, req.to_ms) == (NOW - 7_200_000, NOW)
     assert [f.name for f in req.flows] == ["lead_to_posthog"]
     assert req.lookback_ms == 1_800_000  # capped: the flow gives up after 24 h
+    future = parse("replay", "--from", "-2h", "--to", str(NOW + 60_000))
+    assert replay_command.request_from(future, Settings(), NOW).to_ms == NOW  # type: ignore[arg-type]
     wide = parse("replay", "--from", "-2h", "--lookback", "48h")
     assert replay_command.request_from(wide, Settings(), NOW).lookback_ms == 86_400_000  # type: ignore[arg-type]
 
