@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import alerts, auth, errors, explain
+from api import alerts, auth, errors, explain, receivers
 from api.breaches import CURSOR_PATTERN, BreachFilter
 from api.consumer import OutputConsumer
 from api.metrics import registry_for
@@ -60,23 +60,36 @@ def build_read_model(settings: Settings) -> ReadModel:
 
 
 def create_app(
-    settings: Settings, read_model: ReadModel | None = None, *, consume: bool | None = None
+    settings: Settings,
+    read_model: ReadModel | None = None,
+    *,
+    consume: bool | None = None,
+    writer: receivers.RecordWriter | None = None,
 ) -> FastAPI:
     """The API over ``read_model`` (built from settings when None).
 
     ``consume`` (default: ``read_model is None``) runs the Kafka consumer in the lifespan.
+    When a receiver is enabled (``FRESHNESS_INGEST_TOKEN``, ``FRESHNESS_WEBHOOK_INGEST_SECRET``)
+    the lifespan also runs ``writer`` (default: a :class:`~api.receivers.KafkaWriter`).
     """
     model = read_model if read_model is not None else build_read_model(settings)
     run_consumer = read_model is None if consume is None else consume
+    ingest = None
+    if receivers.enabled(settings):
+        ingest = receivers.Receivers(settings, writer or receivers.KafkaWriter(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         consumer = OutputConsumer(settings, model) if run_consumer else None
         if consumer is not None:
             consumer.start()
+        if ingest is not None:
+            await ingest.writer.start()
         try:
             yield
         finally:
+            if ingest is not None:
+                await ingest.writer.stop()
             if consumer is not None:
                 await consumer.stop()
 
@@ -94,6 +107,9 @@ def create_app(
     # Before /v1's entity timeline, whose key may contain "/": .../{key}/explain is this.
     app.include_router(explain.router(model, settings), dependencies=[guard], responses=_ERR_401)
     app.include_router(_v1(model), dependencies=[guard])
+    if ingest is not None:
+        receivers.install(app)
+        app.include_router(ingest.router())
     app.include_router(alerts.router(model), dependencies=[guard], responses=_ERR_401)
     registry = registry_for(model)
 

@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     """When set, ``/v1`` and ``/metrics`` require ``Authorization: Bearer <token>``."""
     api_timeline_entities: int = Field(default=100_000, ge=0)
     """Entities whose measurements the API keeps for timelines (LRU; breaches are all kept)."""
+    ingest_token: SecretStr | None = None
+    """Enables ``POST /v1/events/{topic}``: writers send ``Authorization: Bearer <token>``
+    (a token of its own: the read token ``FRESHNESS_API_TOKEN`` cannot write)."""
+    webhook_ingest_secret: SecretStr | None = None
+    """Enables ``POST /v1/webhooks/posthog``: PostHog's webhook destination sends it in the
+    ``X-Freshness-Webhook-Secret`` header."""
+    ingest_max_records: int = Field(default=1000, ge=1, le=100_000)
+    """Most records in one ``POST /v1/events/{topic}`` (more: 413)."""
+    ingest_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body of a receiver, in bytes (larger: 413)."""
+    ingest_ack_timeout_ms: int = Field(default=5000, ge=100)
+    """How long a receiver waits for Kafka to acknowledge a write before answering 503."""
     api_public_url: str | None = None
     """The API's URL as people reach it (e.g. ``https://freshness.example.com``); when set,
     alerts link to their flow's view there."""

@@ -91,6 +91,8 @@ class KafkaDelivery:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(self.timeout_s)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(self.timeout_s)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 class HttpDelivery:
