@@ -8,7 +8,7 @@ runs an :class:`~api.consumer.OutputConsumer` that fills it from Kafka. With a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -33,6 +33,7 @@ from api.models import (
     Readiness,
 )
 from api.readmodel import ReadModel
+from streams.alerting.policy import AlertPolicy
 from streams.settings import Settings
 
 _ERR_404: dict[int | str, dict[str, Any]] = {
@@ -57,6 +58,13 @@ def build_read_model(settings: Settings) -> ReadModel:
         entity_capacity=settings.api_timeline_entities,
         stats_interval_ms=settings.stats_interval_ms,
     )
+
+
+def _policies(settings: Settings) -> Mapping[str, AlertPolicy]:
+    """The alert policies of the configured flows: ``/metrics`` exports their burn windows."""
+    from streams.flows.config import load_config
+
+    return load_config(settings.flows).policies
 
 
 def create_app(
@@ -111,7 +119,7 @@ def create_app(
         receivers.install(app)
         app.include_router(ingest.router())
     app.include_router(alerts.router(model), dependencies=[guard], responses=_ERR_401)
-    registry = registry_for(model)
+    registry = registry_for(model, _policies(settings))
 
     @app.get(
         "/metrics",

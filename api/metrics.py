@@ -25,7 +25,7 @@ negative lags, clock skew, are observed, as any Prometheus histogram sum may).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -38,6 +38,9 @@ from prometheus_client.registry import Collector
 
 from api.models import FlowView
 from api.readmodel import ReadModel
+from streams.alerting.evaluate import OpenOverdue, build_snapshot
+from streams.alerting.policy import AlertPolicy, default_policy
+from streams.alerting.rules import OLDEST_OPEN_DEADLINE, WINDOW_BAD, WINDOW_GOOD, window_label
 from streams.stats.windows import Aggregate, Tally
 
 TARGET_MULTIPLES = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
@@ -88,11 +91,16 @@ def _fmt(x: float) -> str:
 class ReadModelCollector(Collector):
     """Collects the freshness metrics of one read model."""
 
-    def __init__(self, model: ReadModel) -> None:
+    def __init__(self, model: ReadModel, policies: Mapping[str, AlertPolicy] | None = None) -> None:
         self.model = model
+        given = policies or {}
+        self.policies = {
+            name: given.get(name) or default_policy(flow) for name, flow in model.flows.items()
+        }
 
     def collect(self) -> Iterator[Metric]:
         yield from self._flow_metrics()
+        yield from self._burn_metrics()
         yield from self._alert_metrics()
         yield from self._process_metrics()
 
@@ -153,6 +161,37 @@ class ReadModelCollector(Collector):
                 status.add_metric([name, s], 1.0 if view.status == s else 0.0)
         return [lag, *counters, *gauges, status]
 
+    def _burn_metrics(self) -> list[Metric]:
+        """What ``freshness rules prometheus`` judges: per flow and burn window of its alert
+        policy, the alerter's good and bad counts (:func:`build_snapshot` over the read
+        model, as of now), and the oldest open breach's deadline (epoch seconds)."""
+        model, now = self.model, self.model.clock()
+        labels = ["flow", "window"]
+        good = GaugeMetricFamily(WINDOW_GOOD, "Good (on-time) starts in the window.", labels=labels)
+        bad = GaugeMetricFamily(
+            WINDOW_BAD,
+            "Bad starts (late, lost, open overdue declared) in the window.",
+            labels=labels,
+        )
+        oldest = GaugeMetricFamily(
+            OLDEST_OPEN_DEADLINE, "Deadline of the oldest open breach.", labels=["flow"]
+        )
+        for name, policy in self.policies.items():
+            open_ = model.breaches.open_for(name)
+            if open_:
+                oldest.add_metric([name], min(int(b["deadline"]) for b in open_) / 1000.0)
+            overdue = [
+                OpenOverdue(str(b["key"]), int(b["deadline"]), int(b["detected_at"]))
+                for b in open_
+                if b["kind"] == "overdue"
+            ]
+            snap = build_snapshot(policy, model.stats.get(name), overdue, now_ms=now)
+            for counts in snap.windows:
+                window = [name, window_label(counts.window_ms)]
+                good.add_metric(window, counts.outcomes.good)
+                bad.add_metric(window, counts.bad)
+        return [good, bad, oldest]
+
     def _process_metrics(self) -> list[Metric]:
         model = self.model
         quarantined = CounterMetricFamily(
@@ -177,8 +216,11 @@ class ReadModelCollector(Collector):
         return [quarantined, ready, applied, bad]
 
 
-def registry_for(model: ReadModel) -> CollectorRegistry:
-    """A fresh registry (not the global one) exposing ``model``."""
+def registry_for(
+    model: ReadModel, policies: Mapping[str, AlertPolicy] | None = None
+) -> CollectorRegistry:
+    """A fresh registry (not the global one) exposing ``model``; the burn windows are those
+    of ``policies`` (by flow name; a flow without one has the default policy)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ReadModelCollector(model))
+    registry.register(ReadModelCollector(model, policies))
     return registry

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from streams.errors import FreshnessError
 from streams.replay.options import (
@@ -94,6 +95,12 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
     return explain_command.run(args, settings)
 
 
+def _rules(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.alerting import rules
+
+    return rules.run(settings, flows=args.flows, output=args.output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freshness", description="Streaming funnel freshness monitor."
@@ -154,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_explain_arguments(explain)
     explain.set_defaults(handler=_explain)
+    rules = sub.add_parser(
+        "rules", help="Prometheus recording and alerting rules from the flows' alert policies"
+    )
+    rules.add_argument("target", choices=["prometheus"], help="the rule format")
+    rules.add_argument(
+        "--flows", type=Path, help="flows YAML (default: FRESHNESS_FLOWS, else the packaged four)"
+    )
+    rules.add_argument("-o", "--output", type=Path, help="write the rule file here, not stdout")
+    rules.set_defaults(handler=_rules)
     return parser
 
 
