@@ -3,7 +3,12 @@
 Starts, in order: the embedded broker (only when nothing answers on a local
 ``FRESHNESS_KAFKA_BOOTSTRAP``), the topics, one worker, the alerter (it delivers to the
 sinks the ``FRESHNESS_*`` settings enable, none by default), the API and, unless told not
-to, the traffic simulator; then shows the four flows from the API once a second. Ctrl-C (or
+to, a local PostHog capture endpoint and the traffic simulator; then shows the four flows
+from the API once a second. The demo traffic takes the real paths: the PostHog flows'
+completions are captured through the real posthog SDK against that endpoint and written by
+the SDK bridge when it answers; the notification acknowledgements go through the API's
+receiver (``POST /v1/events/...``, with ``FRESHNESS_INGEST_TOKEN``, a random one unless
+set); everything else straight to Kafka. Ctrl-C (or
 SIGTERM, or ``--duration`` running out) stops them in the reverse order, waits for each,
 and stops the broker only if it started it: nothing it started is left running.
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 import time
@@ -27,7 +33,7 @@ from typing import Any
 import orjson
 
 from streams.broker.commands import broker_for
-from streams.broker.process import EmbeddedBroker, answers
+from streams.broker.process import EmbeddedBroker, answers, free_port
 from streams.flows.config import load_flows
 from streams.kafka.admin import ensure_required_topics
 from streams.process import Child
@@ -68,11 +74,17 @@ class Stack:
         if created:
             say(f"created {len(created)} topics")
         env = dict(os.environ)
+        if s.ingest_token is None and self.simulate:
+            env["FRESHNESS_INGEST_TOKEN"] = secrets.token_urlsafe(24)
         cli = [sys.executable, "-m", "streams.cli"]
         self.children.append(Child("worker", [*cli, "worker"], self.logs / "worker.log", env))
         self.children.append(Child("alerter", [*cli, "alerter"], self.logs / "alerter.log", env))
         self.children.append(Child("api", [*cli, "api"], self.logs / "api.log", env))
         if self.simulate:
+            capture = f"http://127.0.0.1:{free_port()}"
+            port = capture.rsplit(":", 1)[1]
+            peer = [sys.executable, "-m", "streams.testing.peers.posthog", "--port", port]
+            self.children.append(Child("posthog", peer, self.logs / "posthog.log", env))
             argv = [
                 *cli,
                 "simulate",
@@ -80,6 +92,7 @@ class Stack:
                 str(self.rate),
                 "--truth",
                 str(self.logs / "truth.jsonl"),
+                *("--posthog-host", capture, "--receiver-url", self.api_url),
                 *DEMO_FAULTS,
             ]
             self.children.append(Child("simulate", argv, self.logs / "simulate.log", env))

@@ -53,6 +53,37 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
         ("malformed", "records the monitor must quarantine (six reasons, evenly)"),
     ):
         fractions.add_argument(f"--{name}", type=_fraction, default=0.0, help=f"{what} (0)")
+    paths = p.add_argument_group(
+        "how records reach the monitor (default: every record straight to Kafka)"
+    )
+    paths.add_argument(
+        "--posthog-host",
+        default=None,
+        metavar="URL",
+        help="capture the PostHog flows' completions through the real posthog SDK against this "
+        "capture endpoint, the SDK bridge writing them when PostHog answers",
+    )
+    paths.add_argument(
+        "--posthog-flush-interval",
+        type=_positive,
+        default=0.25,
+        metavar="S",
+        help="the SDK's flush_interval in seconds (0.25; its default of 5 is a lead's whole "
+        "target)",
+    )
+    paths.add_argument(
+        "--receiver-url",
+        default=None,
+        metavar="URL",
+        help="POST the completions of --receiver-flow to the monitor's /v1/events/{topic} at "
+        "this API (token: FRESHNESS_INGEST_TOKEN)",
+    )
+    paths.add_argument(
+        "--receiver-flow",
+        default="approval_to_notification",
+        metavar="FLOW",
+        help="the flow whose completions go through --receiver-url (approval_to_notification)",
+    )
     lag = p.add_argument_group("on-time lag: log-normal, median = fraction x target")
     lag.add_argument("--lag-fraction", type=_fraction, default=0.25, help="median / target (0.25)")
     lag.add_argument("--lag-sigma", type=_positive, default=0.5, help="log-normal sigma (0.5)")

@@ -1,7 +1,10 @@
 """``freshness simulate``: live funnel traffic into Kafka, with a ground-truth file.
 
 Runs a :class:`~streams.simulate.traffic.Planner` through a
-:class:`~streams.simulate.scheduler.Scheduler` into an aiokafka producer. Ctrl-C (SIGINT)
+:class:`~streams.simulate.scheduler.Scheduler` into an aiokafka producer, and, when asked,
+the PostHog flows' completions through the real posthog SDK and the bridge
+(``--posthog-host``) and one flow's completions through the monitor's HTTP receiver
+(``--receiver-url``, :mod:`streams.simulate.sinks`). Ctrl-C (SIGINT)
 or SIGTERM stops planning, flushes the producer, completes the truth file (with a summary
 line) and exits 0. Exit 1 when a record could not be produced (the truth file then says
 which entities were affected only through their outcomes; do not score such a run).
@@ -17,6 +20,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +29,7 @@ from streams.kafka import KafkaConnection, new_producer
 from streams.logs import install_repeat_filter
 from streams.settings import Settings
 from streams.simulate.scheduler import Position, RunStats, Scheduler, WallClock
+from streams.simulate.sinks import PostHogSink, ReceiverSink, Sinks
 from streams.simulate.traffic import Fractions, Planner, TrafficConfig
 from streams.simulate.truth import TruthWriter
 
@@ -63,6 +68,62 @@ class KafkaSink:
         await self.producer.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Which records take another way than straight to Kafka (the options' group)."""
+
+    posthog_host: str | None = None
+    posthog_flush_interval: float = 0.25
+    receiver_url: str | None = None
+    receiver_topic: str | None = None
+    ingest_token: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "posthog_host": self.posthog_host,
+            "posthog_flush_interval": self.posthog_flush_interval,
+            "receiver_url": self.receiver_url,
+            "receiver_topic": self.receiver_topic,
+        }
+
+
+def paths_from_args(args: argparse.Namespace, settings: Settings, cfg: TrafficConfig) -> Paths:
+    """The :class:`Paths` of the options; raises :class:`ValueError` for an unknown flow."""
+    topic = None
+    if args.receiver_url:
+        named = [f for f in cfg.flows if f.name == args.receiver_flow]
+        if not named:
+            names = ", ".join(f.name for f in cfg.flows)
+            raise ValueError(f"--receiver-flow {args.receiver_flow!r} is not a flow ({names})")
+        topic = named[0].end_topic
+    token = settings.ingest_token
+    return Paths(
+        posthog_host=args.posthog_host,
+        posthog_flush_interval=args.posthog_flush_interval,
+        receiver_url=args.receiver_url,
+        receiver_topic=topic,
+        ingest_token=None if token is None else token.get_secret_value(),
+    )
+
+
+async def open_sinks(
+    kafka: Settings | KafkaConnection, paths: Paths, topic_names: tuple[str, ...]
+) -> Sinks:
+    """Kafka (connected, topic metadata loaded) and the paths ``paths`` asks for."""
+    sink = KafkaSink(kafka)
+    await sink.start(topic_names)
+    posthog = None
+    if paths.posthog_host:
+        posthog = PostHogSink(
+            kafka, paths.posthog_host, flush_interval=paths.posthog_flush_interval
+        )
+        await posthog.start()
+    receiver = None
+    if paths.receiver_url:
+        receiver = ReceiverSink(paths.receiver_url, paths.ingest_token)
+    return Sinks(sink, posthog, receiver, paths.receiver_topic)
+
+
 def config_from_args(args: argparse.Namespace, settings: Settings, run_id: str) -> TrafficConfig:
     fractions = Fractions(
         late=args.late,
@@ -92,25 +153,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         duration_ms = parse_duration(args.duration) if args.duration else None
         cfg = config_from_args(args, settings, run_id)
         cfg.fractions.check()
+        paths = paths_from_args(args, settings, cfg)
     except ValueError as exc:
         print(f"freshness simulate: {exc}", file=sys.stderr)
         return 2
     truth_path: Path = args.truth or Path(f"simulate-{run_id}.truth.jsonl")
-    return asyncio.run(_main(cfg, settings, duration_ms, truth_path))
+    return asyncio.run(_main(cfg, settings, duration_ms, truth_path, paths))
 
 
 async def _main(
-    cfg: TrafficConfig, kafka: Settings | KafkaConnection, duration_ms: int | None, truth_path: Path
+    cfg: TrafficConfig,
+    kafka: Settings | KafkaConnection,
+    duration_ms: int | None,
+    truth_path: Path,
+    paths: Paths | None = None,
 ) -> int:
     clock = WallClock()
-    sink = KafkaSink(kafka)
-    await sink.start(flow_topics(cfg.flows))
+    paths = paths or Paths()
+    sink = await open_sinks(kafka, paths, flow_topics(cfg.flows))
     truth = TruthWriter(truth_path)
     start = clock.now_ms()
     end = None if duration_ms is None else start + duration_ms
     planner = Planner(cfg, start, end)
-    truth.header(_header(cfg, start, end))
-    scheduler = Scheduler(planner, sink, clock, truth)
+    truth.header({**_header(cfg, start, end), "paths": paths.describe()})
+    scheduler = Scheduler(planner, sink, clock, truth, route=sink.route)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,9 @@ once every record planned for it is acknowledged, or, when the run stops early, 
 final flush with the outcome that what was actually produced implies (a start without its
 completion is ``overdue``, a completion without its start is an ``orphan``). A malformed
 record's line is written on acknowledgement, with the partition and offset where it landed.
+When the path that carried a completion decides its event time (the PostHog SDK path: the
+moment PostHog answered), the acknowledgement says so (:attr:`Position.occurred_at`) and
+the truth's lag and outcome are those of that time, not of the plan.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +37,9 @@ class Position:
     topic: str
     partition: int
     offset: int
+    occurred_at: int | None = None
+    """The record's event time when the path that carried it set it (the PostHog SDK path:
+    the moment PostHog answered 2xx); ``None``: the planned time, as produced."""
 
 
 class Sink(Protocol):
@@ -106,10 +112,20 @@ class Scheduler:
     """Runs one planner against one sink; see the module docstring."""
 
     def __init__(
-        self, planner: Planner, sink: Sink, clock: Clock, truth: TruthWriter | None
+        self,
+        planner: Planner,
+        sink: Sink,
+        clock: Clock,
+        truth: TruthWriter | None,
+        *,
+        route: Callable[[Planned], Sink] | None = None,
     ) -> None:
         self.planner = planner
         self.sink = sink
+        """Where records go (its ``flush`` is awaited at the end of the run)."""
+        self.route = route
+        """Picks another sink for a record (the PostHog SDK, the HTTP receiver); the
+        ``sink``'s flush must cover them."""
         self.clock = clock
         self.truth = truth
         self.stats = RunStats()
@@ -144,7 +160,8 @@ class Scheduler:
 
     async def _send(self, rec: Planned) -> None:
         now = self.clock.now_ms()
-        fut = await self.sink.send(rec.topic, rec.key, rec.value)
+        sink = self.sink if self.route is None else self.route(rec)
+        fut = await sink.send(rec.topic, rec.key, rec.value)
         st = self.stats
         st.sent += 1
         st.send_late.append(now - rec.due)
@@ -177,6 +194,8 @@ class Scheduler:
             return
         ent = rec.entity
         assert ent is not None
+        if rec.role == "end" and pos.occurred_at is not None:
+            ent.lag_ms = pos.occurred_at - ent.started_at  # what actually happened
         ent.acked += 1
         if rec.role in ("start", "dup_start"):
             ent.start_acked = True
