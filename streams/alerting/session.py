@@ -172,6 +172,7 @@ class LeaderSession:
                 on_delivered=self._delivered,
                 on_dead_letter=self._dead_letter,
             )
+            self._written[sink.name] = self.drivers[sink.name].counts.by_result()
             owed = ledger.owed(sink.name, resend_firing=sink.resend_ms is not None)
             for event in owed:
                 self._offer(sink.name, event)
