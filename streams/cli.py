@@ -101,75 +101,92 @@ def _rules(args: argparse.Namespace, settings: Settings) -> int:
     return rules.run(settings, flows=args.flows, output=args.output)
 
 
+def _add_kafka(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["start", "stop", "status"])
+
+
+def _add_topics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["create"])
+
+
+def _add_up(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, default=20.0, help="simulated events/s (default 20)")
+    p.add_argument(
+        "--duration",
+        type=duration_ms,
+        help="stop after this long, e.g. 90s or 10m (default: Ctrl-C)",
+    )
+    p.add_argument("--no-simulate", action="store_true", help="no simulated traffic")
+
+
+def _add_rules(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", choices=["prometheus"], help="the rule format")
+    p.add_argument(
+        "--flows", type=Path, help="flows YAML (default: FRESHNESS_FLOWS, else the packaged four)"
+    )
+    p.add_argument("-o", "--output", type=Path, help="write the rule file here, not stdout")
+
+
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+Command = tuple[str, str, Handler, Callable[[argparse.ArgumentParser], None]]
+COMMANDS: tuple[Command, ...] = (
+    ("kafka", "the embedded dev broker (Apache Kafka, KRaft)", _kafka, _add_kafka),
+    (
+        "topics",
+        "create every topic the configured flows and app id need (idempotent)",
+        _topics,
+        _add_topics,
+    ),
+    ("worker", "run a Faust worker (join, breaches, stats)", _worker, _no_arguments),
+    ("api", "serve the HTTP API", _api, _no_arguments),
+    (
+        "alerter",
+        "evaluate alert policies and page (PagerDuty, Alertmanager, webhook)",
+        _alerter,
+        _no_arguments,
+    ),
+    ("up", "broker, topics, worker, API and simulated traffic, with a live view", _up, _add_up),
+    (
+        "simulate",
+        "live funnel traffic with injected faults and a ground-truth file",
+        _simulate,
+        add_simulate_arguments,
+    ),
+    ("score", "judge the monitor's output against a simulate run", _score, add_score_arguments),
+    (
+        "replay",
+        "judge a time range of the input topics again, in memory (--diff, --output)",
+        _replay,
+        add_replay_arguments,
+    ),
+    (
+        "explain",
+        "one entity's records, verdict and lag decomposition from the raw topics",
+        _explain,
+        add_explain_arguments,
+    ),
+    (
+        "rules",
+        "Prometheus recording and alerting rules from the flows' alert policies",
+        _rules,
+        _add_rules,
+    ),
+)
+"""Every subcommand: name, help, handler, and what adds its arguments."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="freshness", description="Streaming funnel freshness monitor."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    kafka = sub.add_parser("kafka", help="the embedded dev broker (Apache Kafka, KRaft)")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.set_defaults(handler=_kafka)
-
-    topics = sub.add_parser(
-        "topics", help="create every topic the configured flows and app id need (idempotent)"
-    )
-    topics.add_argument("action", choices=["create"])
-    topics.set_defaults(handler=_topics)
-
-    worker = sub.add_parser("worker", help="run a Faust worker (join, breaches, stats)")
-    worker.set_defaults(handler=_worker)
-
-    api = sub.add_parser("api", help="serve the HTTP API")
-    api.set_defaults(handler=_api)
-
-    alerter = sub.add_parser(
-        "alerter", help="evaluate alert policies and page (PagerDuty, Alertmanager, webhook)"
-    )
-    alerter.set_defaults(handler=_alerter)
-
-    up = sub.add_parser(
-        "up", help="broker, topics, worker, API and simulated traffic, with a live view"
-    )
-    up.add_argument("--rate", type=float, default=20.0, help="simulated events/s (default 20)")
-    up.add_argument(
-        "--duration",
-        type=duration_ms,
-        help="stop after this long, e.g. 90s or 10m (default: Ctrl-C)",
-    )
-    up.add_argument("--no-simulate", action="store_true", help="no simulated traffic")
-    up.set_defaults(handler=_up)
-
-    simulate = sub.add_parser(
-        "simulate", help="live funnel traffic with injected faults and a ground-truth file"
-    )
-    add_simulate_arguments(simulate)
-    simulate.set_defaults(handler=_simulate)
-
-    score = sub.add_parser("score", help="judge the monitor's output against a simulate run")
-    add_score_arguments(score)
-    score.set_defaults(handler=_score)
-
-    replay = sub.add_parser(
-        "replay", help="judge a time range of the input topics again, in memory (--diff, --output)"
-    )
-    add_replay_arguments(replay)
-    replay.set_defaults(handler=_replay)
-
-    explain = sub.add_parser(
-        "explain", help="one entity's records, verdict and lag decomposition from the raw topics"
-    )
-    add_explain_arguments(explain)
-    explain.set_defaults(handler=_explain)
-    rules = sub.add_parser(
-        "rules", help="Prometheus recording and alerting rules from the flows' alert policies"
-    )
-    rules.add_argument("target", choices=["prometheus"], help="the rule format")
-    rules.add_argument(
-        "--flows", type=Path, help="flows YAML (default: FRESHNESS_FLOWS, else the packaged four)"
-    )
-    rules.add_argument("-o", "--output", type=Path, help="write the rule file here, not stdout")
-    rules.set_defaults(handler=_rules)
+    for name, help_text, handler, add_arguments in COMMANDS:
+        command = sub.add_parser(name, help=help_text)
+        add_arguments(command)
+        command.set_defaults(handler=handler)
     return parser
 
 
