@@ -148,7 +148,7 @@ GC_THRESHOLDS = (100_000, 50, 100)
 
 
 @contextmanager
-def _quiet_gc() -> Iterator[None]:
+def quiet_gc() -> Iterator[None]:
     """The join holds millions of small objects, and the collector's default thresholds
     (700 allocations) make it walk them again and again: in-process measurements of the
     pipeline ran at half speed with them. During the read, what exists before is frozen
@@ -172,7 +172,7 @@ async def replay(
         flows, plan.spans, from_ms=plan.from_ms, to_ms=plan.to_ms, options=options
     )
     merge = TimeMerge(plan.spans, options.tick_interval_ms)
-    with ui.progress("reading input", plan.to_read()) as advance, _quiet_gc():
+    with ui.progress("reading input", plan.to_read()) as advance, quiet_gc():
         await read_inputs(consumer, plan, merge, engine.feed, advance)
     return engine.finish()
 
