@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -65,6 +66,7 @@ MAX_WRITE_BYTES = 1_000_000
 1,048,588 for the whole batch, so a record near the decoder's 1 MiB limit would be refused
 by the broker after others of its request were written."""
 RETRY_AFTER_S = 1
+_PARTITIONER = DefaultPartitioner()
 
 Record = tuple[bytes | None, bytes]
 
@@ -133,7 +135,6 @@ class KafkaWriter:
                 self.settings,
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=1,
                 max_request_size=4 * MAX_WRITE_BYTES,
                 client_id="freshness-receivers",
             )
@@ -173,7 +174,22 @@ class KafkaWriter:
 
     @staticmethod
     async def _send(producer: Any, topic: str, records: Sequence[Record]) -> None:
-        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        """One batch per partition (the producer's own partitioner on the key, so a record
+        lands where ``producer.send`` would put it): a fifth of the cost of a send each."""
+        partitions = sorted(await producer.partitions_for(topic))
+        batches: dict[int, Any] = {}
+        futures = []
+        for key, value in records:
+            p = _PARTITIONER(key, partitions, partitions)
+            batch = batches.get(p)
+            if batch is None:
+                batch = batches[p] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                futures.append(await producer.send_batch(batch, topic, partition=p))
+                batch = batches[p] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for p, batch in batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=p))
         await asyncio.gather(*futures)
 
 
