@@ -520,6 +520,11 @@ class EntityExplanation(BaseModel):
     breaches: list[ExplainedOutput] = Field(description="Breach record versions, in log order.")
     measurements: list[ExplainedOutput]
     notes: list[str]
+    pages: list[ExplainedOutput] = Field(
+        default_factory=list,
+        description="freshness.alerts states that name the entity (`freshness explain` reads "
+        "them; the API does not).",
+    )
 
 
 class EventsAccepted(BaseModel):

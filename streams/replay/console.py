@@ -140,6 +140,8 @@ def _render_explanation(ui: Ui, e: Explanation) -> None:
     ui.out.print(_inputs_table(e))
     if e.breaches or e.measurements:
         ui.out.print(_outputs_table(e))
+    if e.pages:
+        ui.out.print(_pages_table(e))
     for note in e.notes:
         ui.line(f"note: {note}")
 
@@ -196,6 +198,18 @@ def _outputs_table(e: Explanation) -> Table:
             verdict = "on time" if v.get("on_time") else "late"
             what = f"measurement: lag {v['lag_ms']} ms, {verdict}"
         table.add_row(f"{r.topic}[{r.partition}]@{r.offset}", _when(r.timestamp), what)
+    return table
+
+
+def _pages_table(e: Explanation) -> Table:
+    table = Table(title="pages that name it (freshness.alerts)", title_justify="left")
+    for name in ("Kafka time", "alert", "status", "summary"):
+        table.add_column(name)
+    for r in e.pages:
+        v = r.value or {}
+        table.add_row(
+            _when(r.timestamp), str(v.get("alert_id")), str(v.get("status")), str(v.get("summary"))
+        )
     return table
 
 

@@ -23,6 +23,10 @@ found):
 
 ``slowest`` names the largest of the four parts, so "the completion system was slow" reads
 differently from "our producer sat on it" and from "the monitor was behind".
+
+**Pages**: the ``freshness.alerts`` states that name the entity (a ``stuck`` alert lists its
+oldest overdue keys in ``details.oldest``); burn-rate pages count starts, not entities, so
+they name none.
 """
 
 from __future__ import annotations
@@ -141,6 +145,8 @@ class Explanation:
     breaches: tuple[OutputSeen, ...] = ()
     measurements: tuple[OutputSeen, ...] = ()
     notes: tuple[str, ...] = ()
+    pages: tuple[OutputSeen, ...] = ()
+    """``freshness.alerts`` states that name the entity, in log order."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -158,6 +164,7 @@ class Explanation:
             "breaches": [r.to_json() for r in self.breaches],
             "measurements": [r.to_json() for r in self.measurements],
             "notes": list(self.notes),
+            "pages": [r.to_json() for r in self.pages],
         }
 
 
@@ -178,6 +185,7 @@ def build(
     breaches: Sequence[OutputSeen],
     measurements: Sequence[OutputSeen],
     now: int,
+    pages: Sequence[OutputSeen] = (),
 ) -> Explanation:
     """Explain ``flow``/``key`` from the records found (outputs in log order)."""
     cycle = _cycle(inputs, breaches, measurements)
@@ -205,6 +213,18 @@ def build(
         breaches=tuple(breaches),
         measurements=tuple(measurements),
         notes=tuple(_notes(flow, cycle, written_first)),
+        pages=tuple(p for p in pages if names_entity(p.value, flow.name, key)),
+    )
+
+
+def names_entity(alert: dict[str, Any] | None, flow: str, key: str) -> bool:
+    """Whether a ``freshness.alerts`` value names the entity (``details.oldest[].key``)."""
+    if not alert or alert.get("flow") != flow:
+        return False
+    details = alert.get("details")
+    oldest = details.get("oldest") if isinstance(details, dict) else None
+    return isinstance(oldest, list) and any(
+        isinstance(o, dict) and o.get("key") == key for o in oldest
     )
 
 

@@ -8,7 +8,9 @@
    ``end_source``).
 3. With ``--around``, or when no output record named a position, scans the flow's input
    topics over the same window for every record of the entity (a progress bar shows it).
-4. Prints the verdict with its arithmetic and the lag decomposition
+4. Reads the pages that name the entity: ``freshness.alerts`` states of its flow in the
+   window whose ``details.oldest`` lists it (a ``stuck`` alert).
+5. Prints the verdict with its arithmetic and the lag decomposition
    (:mod:`streams.replay.explain`), or all of it as JSON with ``--json``.
 
 Exit status: 0; 1 when nothing at all was found for the entity in the window; 2 with one
@@ -108,7 +110,9 @@ async def explain_from_kafka(
         with ui.progress("scanning input topics", None) as advance:
             scanned = await lookup.scan_inputs(consumer, decode, req.since_ms, until, advance)
         inputs = _merged(inputs, scanned)
-    return build(req.flow, req.key, inputs, breaches, measurements, req.now)
+    with ui.progress("reading freshness.alerts", None) as advance:
+        pages = await lookup.find_pages(consumer, req.flow, req.key, req.since_ms, until, advance)
+    return build(req.flow, req.key, inputs, breaches, measurements, req.now, pages)
 
 
 def _merged(first: list[InputSeen], more: list[InputSeen]) -> list[InputSeen]:

@@ -26,7 +26,7 @@ from streams.errors import InputError
 from streams.kafka import new_consumer
 from streams.pipeline.decoder import Decoder
 from streams.replay import live
-from streams.replay.explain import InputSeen, OutputSeen
+from streams.replay.explain import InputSeen, OutputSeen, names_entity
 from streams.replay.source import CONSUMER_OPTIONS, RangeReader, start_consumer
 from streams.settings import Settings
 
@@ -49,6 +49,27 @@ async def find_outputs(
         [r for r in seen if r.topic == topics.BREACHES],
         [r for r in seen if r.topic == topics.MEASUREMENTS],
     )
+
+
+async def find_pages(
+    consumer: Any,
+    flow: Flow,
+    key: str,
+    since_ms: int,
+    until_ms: int | None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> list[OutputSeen]:
+    """The ``freshness.alerts`` states of ``flow`` written in the window that name ``key``
+    (none when the topic does not exist: no alerter was ever deployed)."""
+    prefix = "/" + flow.name + "/"
+    ranges = await live.output_ranges(consumer, (topics.ALERTS,), since_ms, until_ms)
+    records, _ = await live.read_outputs(consumer, ranges, lambda k: prefix in k, progress)
+    records.sort(key=lambda r: (r.partition, r.offset))
+    return [
+        OutputSeen(r.topic, r.partition, r.offset, r.timestamp, r.value)
+        for r in records
+        if names_entity(r.value, flow.name, key)
+    ]
 
 
 def positions_in(records: Iterable[OutputSeen]) -> list[Position]:

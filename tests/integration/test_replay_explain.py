@@ -16,6 +16,8 @@ import orjson
 from api.app import create_app
 from api.readmodel import ReadModel
 from streams import topics
+from streams.alerting.records import AlertState, encode_alert
+from streams.connectors.sink import AlertEvent
 from streams.flows.config import load_flows
 from streams.kafka import KafkaConnection, new_consumer, partition_list, topic_partitions
 from streams.settings import Settings
@@ -143,7 +145,16 @@ async def test_explain_late_overdue_out_of_order_and_skewed(
     e = pick("missing")
     s_pos, _ = positions(sc.records, where, e.key)
     b = first_output(outputs, topics.BREACHES, f"{LEAD.name}:{e.key}", "overdue")
+    # a stuck page that names it, as the alerter writes one (and one naming another key)
+    for key in (e.key, "someone-else"):
+        event = AlertEvent(
+            f"app/{LEAD.name}/stuck", 0, LEAD.name, "stuck", "error", "firing", t, t, "stuck",
+            {"open_overdue": 2, "oldest": [{"key": key, "deadline": t - 9_000}]},
+        )  # fmt: skip
+        k, v = encode_alert(AlertState(event, ()))
+        await produce(funnel_topics, [(topics.ALERTS, k, v)])
     doc = await explain(funnel_topics, tmp_path, e.key)
+    assert [p["value"]["details"]["oldest"][0]["key"] for p in doc["pages"]] == [e.key]
     d = doc["decomposition"]
     assert doc["state"] == "overdue"
     assert d["deadline"] == e.started_at + LEAD.target_ms

@@ -10,7 +10,7 @@ from streams.replay.console import Ui
 from streams.replay.diff import Difference, DiffReport
 from streams.replay.explain import build
 from tests.streams.replay.kit import LEAD, T0, Log, replay
-from tests.streams.replay.test_explain import breach, end, measurement, start
+from tests.streams.replay.test_explain import alert, breach, end, measurement, start
 
 
 def ui() -> tuple[Ui, io.StringIO]:
@@ -21,7 +21,8 @@ def ui() -> tuple[Ui, io.StringIO]:
 def test_the_explanation_shows_the_verdict_and_every_part() -> None:
     inputs = [start(T0 + 300), end(T0 + 7_450, T0 + 7_400)]
     versions = [breach(T0 + 5_600, "overdue", 1), breach(T0 + 7_580, "late", 2, lag=7_400)]
-    e = build(LEAD, "k", inputs, versions, [measurement(T0 + 7_570, 7_400)], now=T0 + 60_000)
+    m = measurement(T0 + 7_570, 7_400)
+    e = build(LEAD, "k", inputs, versions, [m], now=T0 + 60_000, pages=[alert("k")])
     out, buf = ui()
     out.explanation(e)
     text = buf.getvalue()
@@ -33,6 +34,8 @@ def test_the_explanation_shows_the_verdict_and_every_part() -> None:
     assert "funnel.lead.captured[1]@7" in text
     assert "breach overdue open" in text
     assert "measurement: lag 7400 ms, late" in text
+    assert "pages that name it" in text
+    assert f"app/{LEAD.name}/stuck" in text
 
 
 def test_the_summary_table_and_the_differences() -> None:

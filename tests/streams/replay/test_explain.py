@@ -149,3 +149,22 @@ def test_json_round_trips() -> None:
     assert doc["state"] == "overdue"
     assert doc["inputs"][0]["value"].startswith('{"event_id":"k-s"')
     assert doc["decomposition"]["monitor_ms"] == 300
+
+
+def alert(key: str, flow: str = LEAD.name) -> OutputSeen:
+    value = {
+        "alert_id": f"app/{flow}/stuck",
+        "flow": flow,
+        "alert": "stuck",
+        "status": "firing",
+        "summary": f"{flow}: 1 entity stuck past its deadline; oldest {key!r} overdue by 6 s",
+        "details": {"open_overdue": 1, "oldest": [{"key": key, "deadline": T0 + 5_000}]},
+    }
+    return OutputSeen(topics.ALERTS, 0, 4, T0 + 11_000, value)
+
+
+def test_pages_that_name_the_entity() -> None:
+    pages = [alert("k"), alert("other"), alert("k", flow="dlq_first_retry")]
+    e = build(LEAD, "k", [start(T0)], [breach(T0 + 5_300, "overdue", 1)], [], T0 + 12_000, pages)
+    assert [p.value["alert_id"] for p in e.pages if p.value] == [f"app/{LEAD.name}/stuck"]
+    assert e.to_json()["pages"][0]["value"]["status"] == "firing"
