@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import alerts, auth, errors, explain, receivers
+from api import alerts, auth, errors, explain, receivers, status
 from api.breaches import CURSOR_PATTERN, BreachFilter
 from api.consumer import OutputConsumer
 from api.metrics import registry_for
@@ -119,6 +119,8 @@ def create_app(
         receivers.install(app)
         app.include_router(ingest.router())
     app.include_router(alerts.router(model), dependencies=[guard], responses=_ERR_401)
+    # The status page (HTML at /, /breaches, /entities/...): behind the same read token.
+    app.include_router(status.router(model, settings), dependencies=[guard])
     registry = registry_for(model, _policies(settings))
 
     @app.get(

@@ -80,20 +80,38 @@ def router(
             ),
         ] = DEFAULT_WINDOW_MS,
     ) -> Any:
-        f = model.require_flow(flow)
-        known = _known(model, f, key)
-        ins: list[InputSeen] = []
-        breaches = [o for o in known if o.topic == topics.BREACHES]
-        measurements = [o for o in known if o.topic == topics.MEASUREMENTS]
-        if inputs:
-            try:
-                ins, breaches, measurements = await found.records(f, key, known, window_ms)
-            except BrokerError as exc:
-                return error_response(503, "kafka_unavailable", str(exc))
-        e = build(f, key, ins, breaches, measurements, clock())
-        return EntityExplanation.model_validate(e.to_json())
+        try:
+            return await explain_entity(
+                model, flow, key, found if inputs else None, window_ms=window_ms, now=clock()
+            )
+        except BrokerError as exc:
+            return error_response(503, "kafka_unavailable", str(exc))
 
     return r
+
+
+async def explain_entity(
+    model: ReadModel,
+    flow: str,
+    key: str,
+    lookup: EntityLookup | None,
+    *,
+    window_ms: int = DEFAULT_WINDOW_MS,
+    now: int,
+) -> EntityExplanation:
+    """The explanation of ``flow``/``key`` from the read model, and with ``lookup`` also
+    from the entity's records in Kafka (the route's ``inputs=true``; the status page's
+    entity page too). :class:`NotFoundError` when the read model knows nothing of it,
+    :class:`BrokerError` when Kafka cannot be read."""
+    f = model.require_flow(flow)
+    known = _known(model, f, key)
+    ins: list[InputSeen] = []
+    breaches = [o for o in known if o.topic == topics.BREACHES]
+    measurements = [o for o in known if o.topic == topics.MEASUREMENTS]
+    if lookup is not None:
+        ins, breaches, measurements = await lookup.records(f, key, known, window_ms)
+    e = build(f, key, ins, breaches, measurements, now)
+    return EntityExplanation.model_validate(e.to_json())
 
 
 def _known(model: ReadModel, flow: Flow, key: str) -> list[OutputSeen]:
