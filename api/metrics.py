@@ -65,6 +65,12 @@ _FLOW_GAUGES: tuple[tuple[str, str, Callable[[FlowView], float]], ...] = (
         "Worst backlog of the workers.",
         lambda v: (v.monitor_lag_ms or 0) / 1000.0,
     ),
+    ("freshness_target_seconds", "The flow's freshness target.", lambda v: v.target_ms / 1000.0),
+    (
+        "freshness_objective_ratio",
+        "The flow's objective: the share of starts to complete within target.",
+        lambda v: v.objective,
+    ),
 )
 _STATUSES = ("ok", "warning", "breaching")
 
