@@ -12,8 +12,9 @@ valid ``funnel.notification.acknowledged`` records to ``/v1/events/...``, open l
 ``i`` is due at ``t0 + i * batch / rate`` whether or not earlier ones answered, and its
 latency counts from when it was due, so a stalled server shows as latency, not as a lower
 rate. After each step it reads the topic's end offsets: every record answered 202 must be
-there. Goal (DESIGN section 12): at least 2,000 records/s in batches of 100 with p95 under
-50 ms and no error. Writes ``bench/results/receivers.json``; exit 1 when the goal is missed.
+there. Goal (DESIGN section 12), judged on the 2,000 records/s step (the others show the
+headroom): 2,000 records/s in batches of 100 sustained with p95 under 50 ms and no error.
+Writes ``bench/results/receivers.json``; exit 1 when the goal is missed.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ async def _wait_writing(client: httpx.AsyncClient, api: Child) -> None:
 
 
 def result(args: argparse.Namespace, steps: list[dict[str, Any]], kafka: str) -> dict[str, Any]:
-    at_goal = [s for s in steps if s["target_records_per_s"] >= GOAL_RATE and s["batch"] == 100]
+    at_goal = [s for s in steps if s["target_records_per_s"] == GOAL_RATE and s["batch"] == 100]
     met = bool(at_goal) and all(
         s["errors"] == 0
         and s["records_in_topic"] == s["records_acknowledged"]
