@@ -106,15 +106,17 @@ class Ledger:
         record = self.done.get((sink, alert_id))
         return None if record is None else record.version
 
-    def owed(self, sink: str, *, resend_firing: bool = False) -> list[AlertEvent]:
-        """The states ``sink`` is owed, oldest version first: each alert routed to ``sink``
-        whose newest state is newer than the newest version ``sink`` is done with (that
-        state alone: older undelivered states are coalesced into it, as the delivery queue
-        does). With ``resend_firing`` (Alertmanager, which forgets alerts that are not
-        re-sent), every firing alert routed to it, delivered or not."""
+    def owed(self, sink: str, app_id: str, *, resend_firing: bool = False) -> list[AlertEvent]:
+        """The states of ``app_id``'s alerts ``sink`` is owed, oldest version first: each
+        alert routed to ``sink`` whose newest state is newer than the newest version ``sink``
+        is done with (that state alone: older undelivered states are coalesced into it, as
+        the delivery queue does). With ``resend_firing`` (Alertmanager, which forgets alerts
+        that are not re-sent), every firing alert routed to it, delivered or not. Alerts of
+        another app id in the same topic are never owed (they are another deployment's)."""
+        prefix = f"{app_id}/"
         out: list[AlertEvent] = []
         for state in self.states.values():
-            if sink not in state.routes:
+            if sink not in state.routes or not state.alert_id.startswith(prefix):
                 continue
             done = self.done_version(sink, state.alert_id)
             behind = done is None or done < state.event.version

@@ -173,7 +173,8 @@ class LeaderSession:
                 on_dead_letter=self._dead_letter,
             )
             self._written[sink.name] = self.drivers[sink.name].counts.by_result()
-            owed = ledger.owed(sink.name, resend_firing=sink.resend_ms is not None)
+            resend = sink.resend_ms is not None
+            owed = ledger.owed(sink.name, self.config.app_id, resend_firing=resend)
             for event in owed:
                 self._offer(sink.name, event)
             log.info("alerter: %s is owed %d alert states", sink.name, len(owed))

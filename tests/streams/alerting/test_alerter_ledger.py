@@ -49,16 +49,16 @@ def test_the_newest_state_of_each_alert_is_kept_whatever_the_order(ledger: Ledge
 
 def test_a_sink_is_owed_the_newest_state_it_has_not_done_oldest_first(ledger: Ledger) -> None:
     done(ledger, "pagerduty", A, 3)
-    assert [(e.alert_id, e.version) for e in ledger.owed("pagerduty")] == [(B, 5), (A, 9)]
+    assert [(e.alert_id, e.version) for e in ledger.owed("pagerduty", "app")] == [(B, 5), (A, 9)]
     done(ledger, "pagerduty", A, 9)
     done(ledger, "pagerduty", B, 5)
-    assert ledger.owed("pagerduty") == []
+    assert ledger.owed("pagerduty", "app") == []
 
 
 def test_a_refused_state_is_done_and_never_owed_again(ledger: Ledger) -> None:
     done(ledger, "webhook", A, 9, "dead_lettered")
     done(ledger, "webhook", B, 5)
-    assert ledger.owed("webhook") == []
+    assert ledger.owed("webhook", "app") == []
     [progress] = [p for p in ledger.progress(ledger.states[A]) if p.sink == "webhook"]
     assert (progress.state, progress.version) == ("dead_lettered", 9)
 
@@ -66,15 +66,15 @@ def test_a_refused_state_is_done_and_never_owed_again(ledger: Ledger) -> None:
 def test_alertmanager_gets_every_firing_alert_again_delivered_or_not(ledger: Ledger) -> None:
     done(ledger, "alertmanager", A, 9)
     done(ledger, "alertmanager", B, 5)
-    assert [e.alert_id for e in ledger.owed("alertmanager", resend_firing=True)] == [B]
-    assert ledger.owed("alertmanager") == []
+    assert [e.alert_id for e in ledger.owed("alertmanager", "app", resend_firing=True)] == [B]
+    assert ledger.owed("alertmanager", "app") == []
 
 
 def test_only_the_sinks_of_a_states_routes_are_owed_it() -> None:
     ledger = Ledger()
     put(ledger, B, 1, routes=("alertmanager", "webhook"))
-    assert ledger.owed("pagerduty") == []
-    assert [e.alert_id for e in ledger.owed("webhook")] == [B]
+    assert ledger.owed("pagerduty", "app") == []
+    assert [e.alert_id for e in ledger.owed("webhook", "app")] == [B]
 
 
 def test_progress_says_pending_until_the_sink_took_the_current_version(ledger: Ledger) -> None:
@@ -108,3 +108,12 @@ def test_bad_records_are_counted_and_skipped_and_tombstones_delete() -> None:
     put(ledger, A, 2)
     ledger.apply_alert(A.encode(), None, 3)
     assert ledger.states == {}
+
+
+def test_another_deployments_alerts_are_never_owed(ledger: Ledger) -> None:
+    put(ledger, "other/lead_to_posthog/stuck", 11)
+    assert [e.alert_id for e in ledger.owed("pagerduty", "app")] == [B, A]
+    assert [e.alert_id for e in ledger.owed("pagerduty", "other")] == [
+        "other/lead_to_posthog/stuck"
+    ]
+    assert ledger.owed("alertmanager", "ap", resend_firing=True) == []  # a prefix, not an app
