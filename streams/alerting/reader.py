@@ -109,8 +109,11 @@ class InputReader:
         for tp in tps:
             if tp in self._next:
                 consumer.seek(tp, self._next[tp])
-            else:
-                await consumer.seek_to_beginning(tp)
+        fresh = [tp for tp in tps if tp not in self._next]
+        if fresh:
+            # One call for all: each call waits for the fetch in flight (up to 500 ms on an
+            # empty partition), so one call per partition took 16 s for 32 empty ones.
+            await consumer.seek_to_beginning(*fresh)
         return tps
 
     async def _consume(self, consumer: Any) -> None:
