@@ -54,7 +54,8 @@ same uuid is one completion to the monitor. Deliveries (:mod:`streams.connectors
 (the monitor's ``POST /v1/events/funnel.posthog.ingested`` receiver, for applications
 without a Kafka client). Call :meth:`PostHogBridge.flush` after the client's ``flush()``
 when a short-lived process must not exit with completions still in the outbox;
-:meth:`PostHogBridge.close` flushes and stops.
+:meth:`PostHogBridge.close` flushes and stops. The bridge's delivery thread does not survive
+``fork()``: in a pre-forking server, make the client and the bridge after the fork.
 """
 
 from __future__ import annotations
