@@ -13,9 +13,10 @@ Two halves, both pure:
   outage raises no false overdue. Such a blind partition reports its blindness as
   monitor lag once it exceeds :data:`BLIND_AFTER_MS`. When contact returns, the records
   the funnel's producers held during the outage arrive over the next moments, so the wall
-  part of the watermark does not jump to the present: it catches up from where it stood at
-  :data:`RECOVERY_SPEED` times the wall clock (a 20 s outage is caught up 20 s later),
-  reported as monitor lag meanwhile.
+  part of the watermark does not jump to the present: it stands still for as long as the
+  gap it has to close, at most :data:`RECOVERY_HOLD_MS` (the producers deliver what they
+  held), then catches up at :data:`RECOVERY_SPEED` times the wall clock (a 20 s outage:
+  held 10 s, caught up 40 s after contact returns), reported as monitor lag meanwhile.
 * :class:`WatermarkBoard` runs beside the join. It merges the partition watermarks it is
   told about (max per partition, so stale reports never move it back) and answers, per
   topic, the minimum over *all* partitions of that topic, or ``None`` while any partition
@@ -32,9 +33,11 @@ TopicPartition = tuple[str, int]
 BLIND_AFTER_MS = 1_000
 """A caught-up partition whose last fetch response is older than this reports the time
 since as monitor lag (idle partitions are fetched every ~100 ms)."""
+RECOVERY_HOLD_MS = 10_000
+"""Longest time the wall-clock watermark stands still after contact returns."""
 RECOVERY_SPEED = 2
-"""After a blind spell, the wall-clock watermark advances this many times faster than the
-wall clock until it is back at ``now - grace``."""
+"""After the hold, the wall-clock watermark advances this many times faster than the wall
+clock until it is back at ``now - grace``."""
 
 
 @dataclass(slots=True)
@@ -140,17 +143,18 @@ class PartitionClock:
 
 def _wall_mark(pos: _Position, target: int, silent_ms: int, now: int) -> tuple[int, int]:
     """The wall-clock watermark of a caught-up partition and its monitor lag: ``target``
-    (the last fetch minus the grace), except while catching up after a blind spell."""
+    (the last fetch minus the grace), except while recovering from a blind spell."""
     if silent_ms > BLIND_AFTER_MS:
         pos.blind, pos.recovery = True, None
     elif pos.blind:
         pos.blind = False
         start = target if pos.wall is None else min(pos.wall, target)
-        pos.recovery = (start, now)
+        hold = min(target - start, RECOVERY_HOLD_MS)
+        pos.recovery = (start, now + hold)
     wall = target
     if pos.recovery is not None:
         start, since = pos.recovery
-        wall = min(target, start + RECOVERY_SPEED * (now - since))
+        wall = min(target, start + RECOVERY_SPEED * max(0, now - since))
         if wall >= target:
             pos.recovery = None
     if pos.wall is not None and wall < pos.wall:

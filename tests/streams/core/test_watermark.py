@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streams.core.watermark import (
     BLIND_AFTER_MS,
+    RECOVERY_HOLD_MS,
     RECOVERY_SPEED,
     PartitionClock,
     WatermarkBoard,
@@ -122,13 +123,17 @@ def test_after_a_blind_spell_the_watermark_catches_up_at_recovery_speed() -> Non
     back = t0 + 20_000
     first = clock.report("t", 0, 3, back, 200, fetched_at=back)  # contact again
     assert (first.watermark, first.lag_ms) == (t0 - 200, 20_000)
-    mid = clock.report("t", 0, 3, back + 5_000, 200, fetched_at=back + 5_000)
+    held = clock.report("t", 0, 3, back + RECOVERY_HOLD_MS, 200, fetched_at=back + 10_000)
+    assert held.watermark == t0 - 200  # the producers deliver what they held meanwhile
+    mid_at = back + RECOVERY_HOLD_MS + 5_000
+    mid = clock.report("t", 0, 3, mid_at, 200, fetched_at=mid_at)
     assert mid.watermark == t0 - 200 + RECOVERY_SPEED * 5_000
-    assert mid.lag_ms == (back + 5_000 - 200) - mid.watermark
-    done = clock.report("t", 0, 3, back + 21_000, 200, fetched_at=back + 21_000)
-    assert (done.watermark, done.lag_ms) == (back + 21_000 - 200, 0)
-    after = clock.report("t", 0, 3, back + 21_100, 200, fetched_at=back + 21_100)
-    assert (after.watermark, after.lag_ms) == (back + 21_100 - 200, 0)
+    assert mid.lag_ms == (mid_at - 200) - mid.watermark
+    done_at = back + 2 * RECOVERY_HOLD_MS + 20_000  # the gap grew during the hold
+    done = clock.report("t", 0, 3, done_at, 200, fetched_at=done_at)
+    assert (done.watermark, done.lag_ms) == (done_at - 200, 0)
+    after = clock.report("t", 0, 3, done_at + 100, 200, fetched_at=done_at + 100)
+    assert (after.watermark, after.lag_ms) == (done_at + 100 - 200, 0)
 
 
 def test_short_silences_between_fetches_change_nothing() -> None:
@@ -152,8 +157,23 @@ def test_a_reassigned_partition_resumes_from_its_last_watermark() -> None:
     clock.start_at("t", 0, 3)
     first = clock.report("t", 0, 3, back, 200, fetched_at=back)
     assert first.watermark == NOW - 200
-    later = clock.report("t", 0, 3, back + 1_000, 200, fetched_at=back + 1_000)
+    hold = RECOVERY_HOLD_MS  # the 20 s gap is longer than the hold
+    later = clock.report("t", 0, 3, back + hold + 1_000, 200, fetched_at=back + hold + 1_000)
     assert later.watermark == NOW - 200 + RECOVERY_SPEED * 1_000
     new = PartitionClock()  # a partition never held here starts at the present
     new.start_at("t", 1, 0)
     assert new.report("t", 1, 0, back, 200, fetched_at=back).watermark == back - 200
+
+
+def test_a_quick_rebalance_holds_only_as_long_as_its_gap() -> None:
+    clock = PartitionClock()
+    clock.start_at("t", 0, 3)
+    clock.report("t", 0, 3, NOW, 200, fetched_at=NOW)
+    clock.forget([])
+    back = NOW + 3_000  # a 3 s rebalance
+    clock.start_at("t", 0, 3)
+    assert clock.report("t", 0, 3, back, 200, fetched_at=back).watermark == NOW - 200
+    r = clock.report("t", 0, 3, back + 3_000, 200, fetched_at=back + 3_000)
+    assert r.watermark == NOW - 200  # held for the 3 s gap
+    caught = clock.report("t", 0, 3, back + 9_000, 200, fetched_at=back + 9_000)
+    assert (caught.watermark, caught.lag_ms) == (back + 9_000 - 200, 0)
