@@ -85,6 +85,23 @@ def create_app(
     ingest = None
     if receivers.enabled(settings):
         ingest = receivers.Receivers(settings, writer or receivers.KafkaWriter(settings))
+    app = FastAPI(
+        title="Funnel freshness monitor",
+        version="1",
+        description="Per-flow freshness, breaches and entity timelines, read from the "
+        "monitor's output topics. Times are epoch milliseconds.",
+        lifespan=_lifespan(settings, model, run_consumer, ingest),
+    )
+    app.state.read_model = model
+    errors.install(app)
+    _add_routes(app, settings, model, ingest)
+    return app
+
+
+def _lifespan(
+    settings: Settings, model: ReadModel, run_consumer: bool, ingest: receivers.Receivers | None
+) -> Any:
+    """Start the output consumer and the receivers' writer with the app; stop them after."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -101,15 +118,12 @@ def create_app(
             if consumer is not None:
                 await consumer.stop()
 
-    app = FastAPI(
-        title="Funnel freshness monitor",
-        version="1",
-        description="Per-flow freshness, breaches and entity timelines, read from the "
-        "monitor's output topics. Times are epoch milliseconds.",
-        lifespan=lifespan,
-    )
-    app.state.read_model = model
-    errors.install(app)
+    return lifespan
+
+
+def _add_routes(
+    app: FastAPI, settings: Settings, model: ReadModel, ingest: receivers.Receivers | None
+) -> None:
     guard = Depends(auth.guard(settings.api_token))
     _add_probes(app, model)
     # Before /v1's entity timeline, whose key may contain "/": .../{key}/explain is this.
@@ -132,8 +146,6 @@ def create_app(
     )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app
 
 
 def _add_probes(app: FastAPI, model: ReadModel) -> None:
