@@ -32,6 +32,9 @@ RETRY_BACKOFF_MS = 10
 10 ms they take about 10 ms (measured against the embedded broker)."""
 
 
+STOP_TIMEOUT_S = 10.0
+
+
 def transactional_id(app_id: str) -> str:
     """The one transactional id of the alerter replicas of ``app_id``."""
     return f"{app_id}-alerter"
@@ -133,8 +136,9 @@ class _Transaction:
 
 
 async def _quiet_stop(producer: Any) -> None:
-    """Stop ``producer`` whatever state it is in (a fenced one fails every call)."""
+    """Stop ``producer`` whatever state it is in (a fenced one fails every call), within
+    :data:`STOP_TIMEOUT_S` (an open transaction is then left for the next leader to abort)."""
     try:
-        await producer.stop()
+        await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)
     except Exception:  # a fenced or unreachable producer has nothing left to flush
         return
