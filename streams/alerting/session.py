@@ -123,10 +123,9 @@ class LeaderSession:
         self._written: dict[str, dict[str, int]] = {}
         self._counts_at = 0
         self._status: dict[tuple[str, int], Status] = {}
-        """The status of every (alert id, version) offered, for its delivery record."""
+        """The status of every (alert id, version) offered this term, for its delivery record
+        (one entry per state change: a queue may still deliver any version it was offered)."""
         self.tracker: AlertTracker | None = None
-        self.ready = asyncio.Event()
-        """Set once the owed states are offered and the first evaluation is done."""
 
     async def run(self) -> None:
         """Lead until cancelled; raises what stopped it otherwise."""
@@ -186,7 +185,6 @@ class LeaderSession:
             started = self.clock()
             await self.lease.wait_lease()
             await self.evaluate_once(self.clock())
-            self.ready.set()
             self._maybe_write_counts()
             wait = self.config.eval_ms - (self.clock() - started)
             await asyncio.sleep(max(0, wait) / 1000)
