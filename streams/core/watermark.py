@@ -101,6 +101,14 @@ class PartitionClock:
         if pos.next_offset is None or offset > pos.next_offset:
             pos.next_offset = offset
 
+    def silent(self, topic: str, partition: int, silent_ms: int) -> None:
+        """The broker has not answered for ``partition`` for ``silent_ms``: called by the
+        reader on every pass of its loop, so a blind spell is seen even when no report is
+        made during it (a tick can block on the producer for the whole outage)."""
+        pos = self._positions.get((topic, partition))
+        if pos is not None and silent_ms > BLIND_AFTER_MS:
+            pos.blind, pos.recovery = True, None
+
     def forget(self, keep: Iterable[TopicPartition]) -> None:
         """Drop partitions no longer assigned here."""
         keep_set = set(keep)

@@ -108,6 +108,7 @@ class InputReader:
                 if self._unplaced:
                     await self._place()
                 batches = await self._fetch()
+                self._watch_contact()
                 if batches:
                     await self._forward(batches)
                 if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
@@ -164,6 +165,14 @@ class InputReader:
             if not retriable(exc):  # e.g. not authorized: retrying cannot fix it
                 raise fatal(exc, "the input reader") from exc
             log.warning("commit failed (%r); retrying at the next interval", exc)
+
+    def _watch_contact(self) -> None:
+        """Tell the partition clock which partitions the broker has not answered for."""
+        consumer, clock, now = self.consumer, self.ingest.clock, self.clock()
+        for tp in consumer.assignment():
+            heard = consumer.last_poll_timestamp(tp)
+            if heard is not None:
+                clock.silent(tp.topic, tp.partition, now - heard)
 
     async def commit(self) -> None:
         """Flush the producer, then commit what it delivered (never the other way round)."""

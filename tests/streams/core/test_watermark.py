@@ -177,3 +177,18 @@ def test_a_quick_rebalance_holds_only_as_long_as_its_gap() -> None:
     assert r.watermark == NOW - 200  # held for the 3 s gap
     caught = clock.report("t", 0, 3, back + 9_000, 200, fetched_at=back + 9_000)
     assert (caught.watermark, caught.lag_ms) == (back + 9_000 - 200, 0)
+
+
+def test_a_blind_spell_seen_only_by_the_reader_still_holds_the_watermark() -> None:
+    """The tick that makes reports can block on the producer for a whole outage: the first
+    report after it sees a fresh fetch, and only the reader saw the silence."""
+    clock = PartitionClock()
+    clock.start_at("t", 0, 3)
+    assert clock.report("t", 0, 3, NOW, 200, fetched_at=NOW).watermark == NOW - 200
+    clock.silent("t", 0, 500)  # a short silence changes nothing
+    clock.silent("t", 0, 20_000)  # the reader saw 20 s without an answer
+    back = NOW + 29_000
+    first = clock.report("t", 0, 3, back, 200, fetched_at=back)
+    assert first.watermark == NOW - 200
+    assert first.lag_ms == back - 200 - (NOW - 200)
+    clock.silent("t", 9, 20_000)  # a partition not held here: nothing to do
