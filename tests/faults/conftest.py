@@ -1,0 +1,56 @@
+"""The fault suite (marker ``faults``): real broker, traffic flowing, a ground truth.
+
+Every test here is marked ``faults`` (and ``integration``). When every fault test was
+selected, ran and passed, the suite rewrites the figure table of ``docs/reliability.md`` from
+what the tests recorded (``tests/faults/figures.py``); a partial or failed run leaves it alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+
+import pytest
+
+from tests.faults import figures
+
+_passed: set[str] = set()
+_failed: set[str] = set()
+_deselected: list[str] = []
+
+
+def _is_fault(nodeid: str) -> bool:
+    return nodeid.startswith("tests/faults/") or "/tests/faults/" in nodeid
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_fault(item.nodeid):
+            item.add_marker(pytest.mark.faults)
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected.extend(i.nodeid for i in items if _is_fault(i.nodeid))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not _is_fault(report.nodeid):
+        return
+    if report.failed:
+        _failed.add(report.nodeid)
+    elif report.when == "call" and report.passed:
+        _passed.add(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ran = [i.nodeid for i in session.items if _is_fault(i.nodeid)]
+    if not ran or _deselected or not figures.ROWS:
+        return
+    if _failed or not set(ran) <= _passed:
+        return
+    stamp = (
+        f"Written by the fault suite on {dt.date.today().isoformat()}"
+        f" ({platform.machine()}, Python {platform.python_version()}, {len(ran)} fault tests)."
+    )
+    figures.write(figures.ROWS, stamp)
