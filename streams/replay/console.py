@@ -100,9 +100,12 @@ class Ui:
             extra.append(f"{report.outside_lookback} with a start before the lookback")
         if report.not_yet_judged:
             extra.append(f"{report.not_yet_judged} not yet judged live")
+        if report.pages_unmatched:
+            extra.append(f"{report.pages_unmatched} paged start(s) with no replayed verdict")
         skipped = f"; not compared: {', '.join(extra)}" if extra else ""
+        pages = f"{report.pages_checked} paged start(s) checked, " if report.pages_checked else ""
         self.line(
-            f"diff: {report.compared} starts compared, {len(report.differences)} "
+            f"diff: {report.compared} starts compared, {pages}{len(report.differences)} "
             f"difference(s){skipped}"
         )
 
@@ -113,6 +116,8 @@ def diff_json(report: DiffReport) -> dict[str, Any]:
         "differences": [d.to_json() for d in report.differences],
         "outside_lookback": report.outside_lookback,
         "not_yet_judged": report.not_yet_judged,
+        "pages_checked": report.pages_checked,
+        "pages_unmatched": report.pages_unmatched,
     }
 
 

@@ -1,7 +1,7 @@
 """``--diff``: the replay's verdicts against what the live monitor holds for the same starts.
 
-Pure: the caller reads the live ``freshness.measurements`` and ``freshness.breaches``
-records (:class:`LiveRecord`) and :func:`compare` judges them against a
+Pure: the caller reads the live ``freshness.measurements``, ``freshness.breaches`` and
+``freshness.alerts`` records (:class:`LiveRecord`) and :func:`compare` judges them against a
 :class:`~streams.replay.engine.ReplayResult`.
 
 **The unit compared** is one start: ``(flow:key, start_event_id)``. A live record speaks
@@ -34,6 +34,17 @@ difference, unless its deadline lies within ``judge_delay_ms`` (the worker's wat
 grace plus one tick) of the range's end: a caught-up live monitor declares it only that
 much later, so it may simply not have happened yet. Such starts are counted in
 ``not_yet_judged``.
+
+**Pages.** Every start a live page named (a firing ``freshness.alerts`` state lists its
+oldest overdue starts in ``details.oldest``: key and deadline) must be one the replay
+judged page-worthy: a breach of that key with that deadline (overdue, late or lost). One the
+replay judged on time is a difference (``record`` "page", kind ``missing``: the replay has
+no breach to back the page): the answer to "was that page real?". A named start the replay
+holds no verdict for with that deadline (another cycle of the key, a start outside the
+range, or a ``--flows`` file with another target) is not compared; it is counted in
+``pages_unmatched``. Burn-rate pages count starts and name none, so they are not compared;
+whether the replay *would have* paged is a question of the alert policy over its windows,
+which the range alone does not hold (``docs/replay.md``).
 """
 
 from __future__ import annotations
@@ -76,7 +87,7 @@ class Difference:
     """missing: live has it, the replay not; extra: the other way round."""
     breach_id: str
     start_event_id: str
-    record: Literal["measurement", "breach"]
+    record: Literal["measurement", "breach", "page"]
     field: str | None = None
     live: Any = None
     replay: Any = None
@@ -84,6 +95,9 @@ class Difference:
     def line(self) -> str:
         """One line for the terminal, naming the entity."""
         where = f"{self.breach_id} (start {self.start_event_id})"
+        if self.record == "page":
+            verdict = _brief(self.replay)
+            return f"unbacked  {where}: {_brief(self.live)}; the replay judges it {verdict}"
         if self.kind == "different":
             return (
                 f"different {where}: {self.record}.{self.field}: live {_show(self.live)}, "
@@ -112,6 +126,9 @@ class DiffReport:
     differences: list[Difference] = field(default_factory=list)
     outside_lookback: int = 0
     not_yet_judged: int = 0
+    pages_checked: int = 0
+    """Starts named by live pages that the replay judged too."""
+    pages_unmatched: int = 0
 
 
 @dataclass(slots=True)
@@ -151,7 +168,68 @@ def compare(
         report.compared += 1
         report.differences += _differences(sid, "measurement", want_m, entry.replay_m)
         report.differences += _differences(sid, "breach", want_b, entry.replay_b)
+    _check_pages(result, live, report)
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One start a firing live alert state named."""
+
+    alert_id: str
+    version: int
+    breach_id: str
+    deadline: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"alert_id": self.alert_id, "version": self.version, "deadline": self.deadline}
+
+
+def _pages(live: Iterable[LiveRecord], flows: Iterable[str]) -> list[_Page]:
+    """The starts named by the firing ``freshness.alerts`` states of ``flows``, each once
+    (the first state that named it)."""
+    names = set(flows)
+    seen: dict[tuple[str, int], _Page] = {}
+    for rec in sorted(live, key=lambda r: (r.partition, r.offset)):
+        value = rec.value
+        if rec.topic != topics.ALERTS or value is None or value.get("status") != "firing":
+            continue
+        flow = value.get("flow")
+        details = value.get("details")
+        oldest = details.get("oldest") if isinstance(details, dict) else None
+        if flow not in names or not isinstance(oldest, list):
+            continue
+        for entry in oldest:
+            if not isinstance(entry, dict):
+                continue
+            key, deadline = entry.get("key"), entry.get("deadline")
+            if isinstance(key, str) and isinstance(deadline, int):
+                page = _Page(rec.key, rec.offset, f"{flow}:{key}", deadline)
+                seen.setdefault((page.breach_id, deadline), page)
+    return list(seen.values())
+
+
+def _check_pages(result: ReplayResult, live: Iterable[LiveRecord], report: DiffReport) -> None:
+    for page in _pages(live, (f.name for f in result.flows)):
+        b = result.breaches.get(page.breach_id)
+        m = result.measurements.get(page.breach_id)
+        if b is not None and b.deadline == page.deadline:
+            report.pages_checked += 1
+        elif m is not None and m.started_at + m.target_ms == page.deadline:
+            report.pages_checked += 1
+            verdict = {"on_time": m.on_time, "lag_ms": m.lag_ms, "target_ms": m.target_ms}
+            report.differences.append(
+                Difference(
+                    "missing",
+                    page.breach_id,
+                    m.start_event_id,
+                    "page",
+                    live=page.to_json(),
+                    replay=verdict,
+                )
+            )
+        else:
+            report.pages_unmatched += 1
 
 
 def _replayed(result: ReplayResult) -> dict[StartId, _Start]:
@@ -299,6 +377,8 @@ def _show(value: Any) -> str:
 def _brief(rec: Any) -> str:
     if not isinstance(rec, dict):
         return ""
+    if "alert_id" in rec:
+        return f"page {rec['alert_id']} (version {rec['version']}) named it overdue"
     if "kind" in rec:
         return f"({rec['kind']}, {rec['status']})"
     verdict = "on time" if rec.get("on_time") else "late"

@@ -1,11 +1,11 @@
 """What the live monitor wrote: its output records from a point in time, for ``--diff``.
 
-Reads ``freshness.measurements`` and ``freshness.breaches`` (every partition, group-less)
-from the first record written at or after ``since_ms`` to the end offsets taken when
-reading starts. The live verdict about a start is written after the monitor read the
-start or its completion, so for the starts of a range it lies after the range's start;
-:data:`SLACK_MS` more is read to allow for clocks of producers and workers that disagree.
-A value that is not a JSON object is skipped and counted.
+Reads ``freshness.measurements``, ``freshness.breaches`` and ``freshness.alerts`` (every
+partition, group-less) from the first record written at or after ``since_ms`` to the end
+offsets taken when reading starts. The live verdict about a start is written after the
+monitor read the start or its completion, so for the starts of a range it lies after the
+range's start; :data:`SLACK_MS` more is read to allow for clocks of producers and workers
+that disagree. A value that is not a JSON object is skipped and counted.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from streams.replay.diff import LiveRecord
 from streams.replay.source import RangeReader
 
 SLACK_MS = 300_000
-LIVE_TOPICS = (topics.MEASUREMENTS, topics.BREACHES)
+LIVE_TOPICS = (topics.MEASUREMENTS, topics.BREACHES, topics.ALERTS)
 
 
 async def output_ranges(
@@ -70,6 +70,15 @@ async def read_outputs(
 
     await RangeReader(consumer, ranges, what="the live output reader").run(batch)
     return out, bad
+
+
+def ours(key: str, flows: set[str], app_id: str) -> bool:
+    """Whether an output record's key belongs to ``flows``: ``flow:key`` for measurements and
+    breaches, ``<app_id>/<flow>/<alert>`` for this app's alerts."""
+    if key.split(":", 1)[0] in flows:
+        return True
+    parts = key.rsplit("/", 2)
+    return len(parts) == 3 and parts[0] == app_id and parts[1] in flows
 
 
 def total(ranges: dict[tuple[str, int], tuple[int, int]]) -> int:

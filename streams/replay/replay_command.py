@@ -184,7 +184,7 @@ async def _diff(
     names = {f.name for f in result.flows}
     with ui.progress("reading live outputs", live.total(ranges)) as advance:
         records, _ = await live.read_outputs(
-            consumer, ranges, lambda key: key.split(":", 1)[0] in names, advance
+            consumer, ranges, lambda key: live.ours(key, names, settings.app_id), advance
         )
     delay = settings.watermark_grace_ms + settings.tick_interval_ms
     return diff.compare(result, plan.spans, records, judge_delay_ms=delay)

@@ -145,3 +145,47 @@ def test_a_start_before_the_lookback_is_not_compared() -> None:
         result, narrow, [LiveRecord(rec.topic, "lead_to_posthog:x", value, 0, 0)], judge_delay_ms=0
     )
     assert report.outside_lookback == 1
+
+
+def page(offset: int, *named: tuple[str, int], status: str = "firing") -> LiveRecord:
+    """A ``freshness.alerts`` state of the lead flow's stuck alert naming ``(key, deadline)``."""
+    oldest = [{"key": k, "deadline": d, "detected_at": d, "overdue_ms": 1} for k, d in named]
+    value = {
+        "alert_id": f"app/{LEAD.name}/stuck",
+        "flow": LEAD.name,
+        "alert": "stuck",
+        "status": status,
+        "details": {"oldest": oldest},
+    }
+    return LiveRecord(topics.ALERTS, f"app/{LEAD.name}/stuck", value, 0, offset)
+
+
+def test_a_page_naming_an_on_time_start_is_a_difference() -> None:
+    log, result = scenario()
+    target = LEAD.target_ms
+    live = [*as_live(result), page(7, ("on", T0 + target))]
+    (d,) = diff(log, result, live).differences
+    assert (d.kind, d.record, d.breach_id, d.start_event_id) == (
+        "missing",
+        "page",
+        f"{LEAD.name}:on",
+        "on-s",
+    )
+    assert d.live == {"alert_id": f"app/{LEAD.name}/stuck", "version": 7, "deadline": T0 + target}
+    assert "page app/lead_to_posthog/stuck (version 7) named it overdue" in d.line()
+    assert "the replay judges it (lag 1000 ms, on time)" in d.line()
+
+
+def test_pages_of_breached_starts_match_and_others_are_counted() -> None:
+    log, result = scenario()
+    target = LEAD.target_ms
+    live = [
+        *as_live(result),
+        page(3, ("late", T0 + 10 + target), ("missing", T0 + 20 + target)),
+        page(4, ("missing", T0 + 20 + target)),  # named again: checked once
+        page(5, ("on", T0 + target), status="resolved"),  # not a page
+        page(6, ("on", T0 + 1 + target), ("nobody", T0)),  # another cycle; unknown key
+    ]
+    report = diff(log, result, live)
+    assert report.differences == []
+    assert (report.pages_checked, report.pages_unmatched) == (2, 2)
