@@ -10,6 +10,12 @@ Guarantees:
   every ``retry_ms`` and says what it is waiting for in ``model.progress.waiting_for``.
   After a reconnect it resumes from the offsets it had reached (re-reading would also be
   safe: the read model is idempotent).
+* Says when it is blind: aiokafka hides an outage (``getmany`` just returns nothing), so the
+  reader watches when the broker last answered a fetch of any of its partitions
+  (``last_poll_timestamp``, every ``fetch_max_wait_ms`` even when idle). After
+  :data:`SILENT_AFTER_MS` without an answer the model is marked disconnected
+  (``/readyz`` 503 ``kafka: unreachable since ...``, ``source.stale_for_ms`` in the flow
+  views) and keeps serving its last state; the first answer after that makes it ready again.
 * Stops loudly on the rest: any other error (an authorization failure, an unsupported
   version, a bug) ends the reader with one ERROR log line; :attr:`OutputConsumer.error`
   holds it as a :class:`~streams.kafka.KafkaFatalError`, the model is marked not ready and
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +49,11 @@ from streams.kafka import (
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SILENT_AFTER_MS = 3_000
+"""How long the broker may leave every fetch unanswered before the model is marked
+disconnected: six times aiokafka's 500 ms ``fetch_max_wait_ms``, so a slow answer is not an
+outage."""
 
 READ_TOPICS: tuple[str, ...] = (
     topics.BREACHES,
@@ -83,7 +95,7 @@ class OutputConsumer:
         self.on_fatal = on_fatal
         self.error: KafkaFatalError | None = None
         """Why the reader stopped for good (None while it runs or retries)."""
-        model.progress.waiting_for = [f"connection to Kafka at {self.bootstrap}"]
+        model.progress.silent(model.clock(), f"connection to Kafka at {self.bootstrap}")
 
     def start(self) -> None:
         """Start the background task (idempotent)."""
@@ -134,10 +146,46 @@ class OutputConsumer:
 
     def _retrying(self, exc: Exception) -> None:
         log.warning("output consumer: %r; retrying in %d ms", exc, self.retry_ms)
-        if not self.model.progress.ready:
-            self.model.progress.waiting_for = [
-                f"connection to Kafka at {self.bootstrap} ({type(exc).__name__})"
-            ]
+        progress = self.model.progress
+        if progress.caught_up:
+            self._mark_silent(progress.last_contact_at or self.model.clock())
+        else:
+            progress.silent(
+                self.model.clock(),
+                f"connection to Kafka at {self.bootstrap} ({type(exc).__name__})",
+            )
+
+    def _watch_contact(self, consumer: Any, tps: list[TopicPartition]) -> None:
+        """Mark the model connected when the broker answered a fetch lately, else silent."""
+        progress, now = self.model.progress, self.model.clock()
+        heard = [t for tp in tps if (t := consumer.last_poll_timestamp(tp)) is not None]
+        last = max(heard, default=None)
+        if last is not None and last > (progress.last_contact_at or 0):
+            self._heard(last)
+        since = progress.last_contact_at
+        if since is not None and now - since > SILENT_AFTER_MS:
+            self._mark_silent(since)
+
+    def _heard(self, at: int) -> None:
+        progress = self.model.progress
+        if not progress.connected and progress.last_contact_at is not None:
+            log.warning("output consumer: Kafka at %s answers again", self.bootstrap)
+        progress.heard(at)
+
+    def _mark_silent(self, since: int) -> None:
+        progress = self.model.progress
+        if progress.connected:
+            log.warning(
+                "output consumer: no answer from Kafka at %s since %s; serving the last state",
+                self.bootstrap,
+                _iso(since),
+            )
+        start = since if progress.connected else (progress.silent_since or since)
+        progress.silent(
+            start,
+            f"kafka: unreachable since {_iso(start)} (no answer from {self.bootstrap}); "
+            "serving the last state",
+        )
 
     def _stop_for_good(self, exc: Exception) -> None:
         self.error = fatal(exc, "the API's output reader")
@@ -172,8 +220,10 @@ class OutputConsumer:
 
     async def _consume(self, consumer: Any) -> None:
         tps = await self._assign(consumer)
+        self._heard(self.model.clock())  # it answered the metadata and offset requests
         while True:
-            if not self.model.progress.ready:
+            self._watch_contact(consumer, tps)
+            if not self.model.progress.caught_up:
                 await self._check_ready(consumer, tps)
             batches = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
             for tp, records in batches.items():
@@ -199,3 +249,8 @@ class OutputConsumer:
         else:
             self.model.progress.mark_caught_up()
             log.info("read model caught up with the output topics")
+
+
+def _iso(ms: int) -> str:
+    """``ms`` (epoch) as an RFC 3339 UTC time to the second, for ``waiting_for``."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

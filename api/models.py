@@ -137,6 +137,33 @@ class StatsSource(BaseModel):
     updated_at: int | None = Field(description="Newest stats record for this flow.")
 
 
+_SOURCE_EX: dict[str, object] = {
+    "connected": True,
+    "last_contact_at": 1767225659400,
+    "stale_for_ms": 0,
+}
+
+
+class KafkaSource(BaseModel):
+    """Whether this answer is live: through a Kafka outage the API serves its last state and
+    says here for how long it has been blind."""
+
+    model_config = _example(_SOURCE_EX)
+    connected: bool = Field(
+        description="Kafka answered the API's reader within the last 3 s (false: the view "
+        "is the last state read, see `stale_for_ms`)."
+    )
+    last_contact_at: int | None = Field(
+        description="Wall clock (ms) of Kafka's last answer to the API's reader; null: never "
+        "(or a read model not fed from Kafka)."
+    )
+    stale_for_ms: int = Field(
+        ge=0,
+        description="0 while connected; else how long the reader has had no answer (since its "
+        "start when it never had one).",
+    )
+
+
 _BUDGET_EX: dict[str, object] = {
     "window_ms": 86400000,
     "objective": 0.99,
@@ -163,6 +190,7 @@ _FLOW_EX: dict[str, object] = {
     "status": "warning",
     "status_reasons": ["1 open breach"],
     "stats": {"partitions": 8, "stale_partitions": [], "updated_at": 1767225659000},
+    "source": _SOURCE_EX,
     "alerts_firing": ["stuck"],
     "error_budget": _BUDGET_EX,
 }
@@ -203,6 +231,7 @@ class FlowView(BaseModel):
     status: Status
     status_reasons: list[str] = Field(description="Why the status is not ok (empty when ok).")
     stats: StatsSource
+    source: KafkaSource
     alerts_firing: list[str] = Field(
         default_factory=list,
         description="Names of this flow's firing alerts (e.g. `stuck`), from freshness.alerts.",

@@ -11,7 +11,7 @@ Guarantees:
   quarantine dedups on the source position).
 * Deterministic: ``/v1/flows`` and ``/v1/breaches`` are functions of the records applied,
   not of arrival order across partitions or of the wall clock (except the ``stale`` marks
-  of gauges). Two API processes that have read the same topics answer the same.
+  of gauges and ``source``, how long Kafka has been silent). Two API processes that have read the same topics answer the same.
 * Never raises on a bad record: it is counted in ``progress.bad_records`` and skipped.
 
 Not thread-safe: mutate and query from one event loop (queries never await).
@@ -37,6 +37,7 @@ from api.models import (
     ErrorBudget,
     FlowList,
     FlowView,
+    KafkaSource,
     LagQuantiles,
     StatsSource,
     Windows,
@@ -59,16 +60,46 @@ def wall_clock_ms() -> int:
 
 @dataclass(slots=True)
 class Progress:
-    """How far the read model is from the output topics; written by the consumer."""
+    """How far the read model is from the output topics; written by the consumer.
+
+    ``ready`` (what ``/readyz`` answers) holds while the model has caught up *and* Kafka
+    answers: through an outage the model keeps serving its last state, marked stale
+    (:meth:`ReadModel.source_view`), and ``waiting_for`` says since when Kafka is silent.
+    """
 
     ready: bool = False
     waiting_for: list[str] = field(default_factory=lambda: ["no consumer attached yet"])
     records_applied: int = 0
     bad_records: int = 0
+    caught_up: bool = False
+    """Read once up to the end offsets seen at the first connection (stays true after)."""
+    connected: bool = True
+    """False while the broker has not answered the reader for ``SILENT_AFTER_MS``."""
+    last_contact_at: int | None = None
+    """Wall clock (ms) of the broker's last answer to the reader; None: never, or no Kafka."""
+    silent_since: int | None = None
+    """Wall clock (ms) since which the broker has not answered (None while connected)."""
 
     def mark_caught_up(self) -> None:
-        self.ready = True
-        self.waiting_for = []
+        self.caught_up = True
+        self.ready = self.connected
+        if self.connected:
+            self.waiting_for = []
+
+    def heard(self, at: int) -> None:
+        """The broker answered at ``at``: connected again, and ready if caught up."""
+        self.last_contact_at = at if self.last_contact_at is None else max(at, self.last_contact_at)
+        if not self.connected:
+            self.connected, self.silent_since = True, None
+            if self.caught_up:
+                self.ready, self.waiting_for = True, []
+
+    def silent(self, since: int, why: str) -> None:
+        """No answer since ``since``: not ready, and ``waiting_for`` is ``why``."""
+        if self.connected:
+            self.connected, self.silent_since = False, since
+        self.ready = False
+        self.waiting_for = [why]
 
 
 class ReadModel:
@@ -94,7 +125,7 @@ class ReadModel:
         self.stats_interval_ms = stats_interval_ms
         self.clock = clock
         self._version = 0
-        self._cache: tuple[tuple[int, int], FlowList] | None = None
+        self._cache: tuple[tuple[int, int, bool], FlowList] | None = None
 
     # ---- apply -------------------------------------------------------------------------
 
@@ -189,12 +220,21 @@ class ReadModel:
     def flows_view(self) -> FlowList:
         """Every configured flow, in configuration order (cached until data changes)."""
         now = self.clock()
-        cache_key = (self._version, now // 1000)
+        cache_key = (self._version, now // 1000, self.progress.connected)
         if self._cache is not None and self._cache[0] == cache_key:
             return self._cache[1]
         result = FlowList(flows=[self._flow_view(f, now) for f in self.flows.values()])
         self._cache = (cache_key, result)
         return result
+
+    def source_view(self, now: int) -> KafkaSource:
+        """How live the views are: connected, or blind for how long (the wall clock)."""
+        p = self.progress
+        if p.connected:
+            return KafkaSource(connected=True, last_contact_at=p.last_contact_at, stale_for_ms=0)
+        since = p.last_contact_at if p.last_contact_at is not None else p.silent_since
+        stale = 0 if since is None else max(0, now - since)
+        return KafkaSource(connected=False, last_contact_at=p.last_contact_at, stale_for_ms=stale)
 
     def flow_view(self, name: str) -> FlowView:
         self.require_flow(name)
@@ -266,6 +306,7 @@ class ReadModel:
             stats=StatsSource(
                 partitions=len(gauges), stale_partitions=stale, updated_at=flow_stats.updated_at
             ),
+            source=self.source_view(now),
             alerts_firing=sorted(
                 s.event.alert for s in self.alerts.firing() if s.event.flow == flow.name
             ),
