@@ -1,4 +1,4 @@
-"""Logging that stays readable while Kafka is down.
+"""Logging that stays readable while Kafka is down, and quiet about what is normal.
 
 aiokafka logs every failed reconnect and metadata refresh at ERROR, several times a second
 per client: a 20 s broker outage wrote about 1,600 lines a second into a worker's log.
@@ -6,6 +6,11 @@ per client: a 20 s broker outage wrote about 1,600 lines a second into a worker'
 message template), holds back its repeats for ``interval_s``, and then lets the next one
 through with how many were held back, so an outage costs a few lines per interval and
 nothing about it is hidden.
+
+aiokafka also logs ``GroupCoordinatorNotAvailableError`` at ERROR on nearly every start: the
+broker answers it while it loads the group coordinator (``__consumer_offsets``), and the
+client retries a moment later. :func:`demote_coordinator_loading` logs it at INFO; any other
+failed coordinator request stays an error.
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+
 REPEAT_INTERVAL_S = 10.0
+COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
+COORDINATOR_FAILED = "Group Coordinator Request failed: %s"
+"""aiokafka's template for a failed FindCoordinator request (its argument: the error)."""
 
 
 class RepeatFilter(logging.Filter):
@@ -48,3 +58,36 @@ def install_repeat_filter(interval_s: float = REPEAT_INTERVAL_S) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(RepeatFilter(interval_s))
+
+
+class DemoteFilter(logging.Filter):
+    """Log records of ``template`` whose first argument is one of ``errors`` at ``level``.
+
+    A logger filter (not a handler's): it runs before the handlers' level checks, so a
+    demoted record is dropped wherever ``level`` is below what the logger lets through.
+    """
+
+    def __init__(
+        self, template: str, errors: tuple[type[BaseException], ...], level: int = logging.INFO
+    ) -> None:
+        super().__init__()
+        self.template = template
+        self.errors = errors
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= self.level or record.msg != self.template:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not args or not isinstance(args[0], self.errors):
+            return True
+        record.levelno = self.level
+        record.levelname = logging.getLevelName(self.level)
+        return logging.getLogger(record.name).isEnabledFor(self.level)
+
+
+def demote_coordinator_loading() -> None:
+    """Log aiokafka's ``GroupCoordinatorNotAvailableError`` at INFO (idempotent)."""
+    logger = logging.getLogger(COORDINATOR_LOGGER)
+    if not any(isinstance(f, DemoteFilter) for f in logger.filters):
+        logger.addFilter(DemoteFilter(COORDINATOR_FAILED, (GroupCoordinatorNotAvailableError,)))

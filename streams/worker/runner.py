@@ -13,7 +13,10 @@ Guarantees:
   unreachable, so a watchdog ends the process (exit 1, one line) when the orderly stop takes
   longer. Nothing is half-written by that: offsets are committed only after the outputs they
   cover were delivered, and RocksDB recovers from its write-ahead log, so the next owner
-  simply processes the uncommitted input again.
+  simply processes the uncommitted input again;
+* the log is plain text: Faust's start-up spinner (cursor escape codes and backspaces) is
+  drawn only when stdout is a terminal, and the coordinator-loading error of every start is
+  logged at INFO (:func:`streams.logs.demote_coordinator_loading`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from streams.errors import ConfigError
 from streams.flows.config import load_flows
 from streams.kafka.admin import ensure_required_topics
+from streams.logs import demote_coordinator_loading
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "worker.lock"
@@ -79,15 +86,12 @@ def stop_watchdog(timeout_s: float) -> threading.Timer:
     return timer
 
 
-def run(settings: Settings) -> NoReturn:
-    """Run until stopped; exits the process (Faust's worker ends with ``SystemExit``)."""
+def make_worker(app: faust.App, settings: Settings, stdout: IO[str] | None = None) -> faust.Worker:
+    """Faust's worker for ``app`` with a bounded stop and a plain-text log (see the module
+    docstring)."""
     import faust
 
-    from streams.worker.app import build_worker
-
     class Worker(faust.Worker):
-        """Faust's worker with a bounded stop (see the module docstring)."""
-
         _watchdog: threading.Timer | None = None
 
         def _schedule_shutdown(self, signal: Any) -> None:
@@ -95,11 +99,22 @@ def run(settings: Settings) -> NoReturn:
                 self._watchdog = stop_watchdog(settings.session_timeout_ms / 1000)
             super()._schedule_shutdown(signal)
 
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, stdout=stdout or sys.stdout)
+    if not worker.stdout.isatty():
+        worker.spinner = None  # it writes cursor codes into a log file even when not a TTY
+    return worker
+
+
+def run(settings: Settings) -> NoReturn:
+    """Run until stopped; exits the process (Faust's worker ends with ``SystemExit``)."""
+    from streams.worker.app import build_worker
+
     lock = claim_state_dir(settings.state_dir / settings.app_id / settings.worker_id)
     try:
+        demote_coordinator_loading()
         flows = load_flows(settings.flows)
         asyncio.run(ensure_required_topics(settings, flows))
         worker = build_worker(settings, flows)
-        Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+        make_worker(worker.app, settings).execute_from_commandline()
     finally:
         lock.close()
