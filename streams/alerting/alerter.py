@@ -39,6 +39,7 @@ from streams.core.clock import Clock, now_ms
 from streams.flows.config import FlowsConfig, load_config
 from streams.kafka import retriable
 from streams.kafka.admin import ensure_required_topics
+from streams.logs import demote_coordinator_loading, install_repeat_filter
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ def run(settings: Settings) -> int:
         level=LOG_LEVELS.get(settings.log_level.lower(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_repeat_filter()  # a 20 s broker outage wrote 13,000 lines without it
+    demote_coordinator_loading()
     config = load_config(settings.flows)
     names = check_sinks(settings)
     if not names:
