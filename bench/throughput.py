@@ -1,12 +1,15 @@
-"""Worker throughput on the real broker, side by side with two references (DESIGN section 12).
+"""Worker throughput on the real broker, side by side with three references (DESIGN
+section 12).
 
     .venv/bin/python bench/throughput.py --events 200000          # own embedded broker
+    .venv/bin/python bench/throughput.py --events 1000000 --runs 3 --other-src /tmp/base
     .venv/bin/python bench/throughput.py --bootstrap 127.0.0.1:9092 --runs 3
     .venv/bin/python bench/throughput.py --events 100000 --only c --profile /tmp/w.prof
 
 One run preloads ``--events`` input records once (the four default flows in equal shares;
 every start has an on-time completion; keys spread over 8 partitions of each of the 7
-``funnel.*`` topics) and then measures, interleaved ``a b c a b c ...`` on that same data:
+``funnel.*`` topics) and then measures, interleaved ``a b c k (o) a b c k (o) ...`` on that
+same data:
 
 (a) ceiling: a bare aiokafka consumer (``getmany``) over all input partitions with
     ``orjson.loads`` on every value, in this process. Time: from the first ``getmany`` that
@@ -25,19 +28,32 @@ every start has an on-time completion; keys spread over 8 partitions of each of 
     The check: exactly
     N/2 distinct measurement keys, all on time, no breach, no quarantine record; otherwise
     the run fails (a benchmark that drops work is worthless).
+(k) Kafka Streams 4.0.2: the Processor API join of ``bench/peers/kstreams/`` (one RocksDB
+    key-value store keyed by ``<flow>:<key>``, Jackson, Kafka Streams defaults: at-least-once,
+    one stream thread), built on first use (``bench/peers/kstreams_app.py``). One JVM per run
+    makes two passes over the same input, each a fresh application id (own group, state
+    and changelog) with its own output topic: ``k_cold`` is the first pass of a fresh JVM,
+    ``k_warm`` the second, after the first has warmed the JIT up (its figure is not counted
+    for ``k_warm``). Time: from the JVM's wall clock at its first input record to the
+    CreateTime of its last measurement (forwarded with the wall clock as timestamp); done
+    when it has emitted N/2 measurements and ``close()`` has flushed and committed. The
+    check: exactly N/2 distinct measurement keys, all on time, every input record read and
+    none unreadable; otherwise the run fails.
 
 events/s = N / time. Start-up (Faust boot, group join, table recovery) is not counted;
 the commit catch-up time (Faust commits every ``broker_commit_interval``) is reported
 separately. The result is the median of ``--runs`` runs per contender and the ratios c/a,
-c/b of those medians; ``bench/results/throughput.json`` gets the numbers and the machine.
+c/b, c/k_cold, c/k_warm (and c/o) of those medians; ``bench/results/throughput.json`` gets
+the numbers, the command, its wall time and the machine.
 Between (c) runs the worker's shared output topics are deleted and made again, so every run
 starts from empty outputs; every (b)/(c) run has its own app id, and so (c) its own
 ``<app id>-flow-events`` topic, deleted after the run.
 
-``--only oc --other-src DIR`` runs the worker of another source tree (e.g. ``git worktree
-add /tmp/base <commit>``) as contender ``o``, interleaved with (c): the effect of a change,
-measured side by side. Each (c)/(o) run also reports the worker's CPU time per input event
-between its first and last output (all threads, from ``/proc``).
+``--other-src DIR`` adds the worker of another source tree (e.g. ``git worktree add
+/tmp/base <commit>``) as contender ``o``, interleaved with the others (``--only oc`` for just
+the two): the effect of a change, measured side by side. Each (c)/(o)/(k) run also reports
+the process's CPU time per input event between its first and last output (all threads,
+from ``/proc``).
 
 ``--profile FILE`` runs the worker under cProfile (main thread, in a bench-only launcher:
 no hook in product code) and also samples the CPU time of every thread of the worker from
@@ -553,6 +569,77 @@ def profiled_worker_main(out: str) -> None:
         dump()
 
 
+# -- (k) Kafka Streams ------------------------------------------------------------------------
+
+K_PASSES = ("cold", "warm")
+
+
+async def run_kstreams(
+    bootstrap: str, home: Path, n: int, flows: Sequence[Flow], timeout_s: float
+) -> dict[str, dict[str, Any]]:
+    """One JVM of the Kafka Streams join: a cold pass, then a warm one over the same input;
+    ``{"cold": result, "warm": result}``, each checked like (c)'s output."""
+    from peers import kstreams_app
+
+    app_id = f"bench-kstreams-{uuid.uuid4().hex[:8]}"
+    outputs = [kstreams_app.output_topic(app_id, p) for p in K_PASSES]
+    await make_topics(bootstrap, outputs)
+    proc = kstreams_app.child(bootstrap, app_id, home, flows, n // 2, K_PASSES)
+    samples: list[tuple[float, float]] = []
+    proc.start()
+    try:
+        deadline = time.monotonic() + timeout_s * len(K_PASSES)
+        while proc.alive():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"(k) not done in {timeout_s}s a pass (see {proc.log})")
+            samples.append((time.time(), sum(thread_cpu(proc).values())))
+            await asyncio.sleep(0.25)
+    finally:
+        proc.stop()
+    assert proc.proc is not None
+    if proc.proc.returncode != 0:
+        raise SystemExit(f"(k) exited with {proc.proc.returncode}:\n{proc.tail(40)}")
+    done = kstreams_app.passes(proc.log)
+    results = {p: await _checked_kstreams(bootstrap, n, done[p], samples) for p in K_PASSES}
+    internal = [t for p in K_PASSES for t in kstreams_app.internal_topics(app_id, p)]
+    await delete_topics(bootstrap, [*outputs, *internal])
+    return results
+
+
+async def _checked_kstreams(
+    bootstrap: str, n: int, line: dict[str, Any], samples: Sequence[tuple[float, float]]
+) -> dict[str, Any]:
+    """A (k) pass, from its first input record (the JVM's wall clock) to the CreateTime of
+    its last measurement (stamped with the wall clock when produced); the run fails unless
+    the output is exactly right, as for (c)."""
+    expected = n // 2
+    meas = await read_all(bootstrap, [line["output_topic"]])
+    keys = {m.key for m in meas}
+    late = sum(1 for m in meas if not orjson.loads(m.value)["on_time"])
+    problems = []
+    if len(keys) != expected:
+        problems.append(f"{len(keys)} distinct measurements, expected {expected}")
+    if late or line["unreadable"]:
+        problems.append(f"{late} late, {line['unreadable']} unreadable input records")
+    if line["records"] != n:
+        problems.append(f"read {line['records']} input records, expected {n}")
+    if problems:
+        raise SystemExit(f"(k) {line['pass']} pass wrong output: " + "; ".join(problems))
+    first = int(line["first_record_ms"])
+    last = max(m.timestamp for m in meas)
+    secs = (last - first) / 1000
+    busy = _interpolate(samples, last / 1000) - _interpolate(samples, first / 1000)
+    return {
+        "events": n,
+        "measurements": len(meas),
+        "distinct_measurements": len(keys),
+        "seconds": round(secs, 3),
+        "events_per_s": round(n / secs),
+        "close_after_last_output_s": round((int(line["closed_ms"]) - last) / 1000, 2),
+        "cpu_us_per_event": round(busy * 1e6 / n, 1),
+    }
+
+
 # -- driver ---------------------------------------------------------------------------------
 
 
@@ -585,47 +672,67 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
         have = sum((await end_offsets(bootstrap, inputs)).values())
         if have != n:
             raise SystemExit(f"the input topics already hold {have} records, not {n}")
-    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "o": []}
+    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in CONTENDERS}
+    started = time.monotonic()
     for r in range(args.runs):
         for who in args.only:
-            if who == "a":
-                res = await run_bare(bootstrap, inputs, n)
-            elif who == "b":
-                res = await run_naive(bootstrap, home, n, args.timeout)
-            elif who == "c":
-                res = await run_worker(bootstrap, home, n, inputs, args.timeout, args.profile)
-            else:  # "o": the worker of another source tree (--other-src)
-                res = await run_worker(bootstrap, home, n, inputs, args.timeout, src=args.other_src)
-            runs[who].append(res)
-            print(f"run {r + 1} ({who}): {res}", flush=True)
+            for name, res in (await _one_run(args, who, bootstrap, home, n, flows)).items():
+                runs[name].append(res)
+                print(f"run {r + 1} ({name}): {res}", flush=True)
     med = {w: statistics.median(x["events_per_s"] for x in v) for w, v in runs.items() if v}
-    ratios = {}
-    if "a" in med and "c" in med:
-        ratios["c_over_a"] = round(med["c"] / med["a"], 4)
-    if "b" in med and "c" in med:
-        ratios["c_over_b"] = round(med["c"] / med["b"], 3)
-    if "o" in med and "c" in med:
-        ratios["c_over_other_src"] = round(med["c"] / med["o"], 3)
     return {
         "benchmark": "worker_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),
+        "wall_time_s": round(time.monotonic() - started),
         "events": n,
         "input": "4 default flows in equal shares; every start completed on time; 7 topics x 8 "
         "partitions; keyed by entity",
-        "median_events_per_s": {
-            {
-                "a": "a_bare_aiokafka",
-                "b": "b_naive_faust_table",
-                "c": "c_freshness_worker",
-                "o": "o_worker_of_other_src",
-            }[w]: m
-            for w, m in med.items()
-        },
-        "ratios": ratios,
-        "goal_c_events_per_s": 15_000,
-        "runs": runs,
+        "median_events_per_s": {CONTENDERS[w]: m for w, m in med.items()},
+        "ratios": ratios(med),
+        "goals": {"c_events_per_s": 50_000, "c_over_b": 15, "c_over_k_warm": 1},
+        "runs": {w: v for w, v in runs.items() if v},
         "machine": machine(kafka),
+    }
+
+
+CONTENDERS = {
+    "a": "a_bare_aiokafka",
+    "b": "b_naive_faust_table",
+    "c": "c_freshness_worker",
+    "k_cold": "k_kafka_streams_cold_jvm",
+    "k_warm": "k_kafka_streams_warm_jvm",
+    "o": "o_worker_of_other_src",
+}
+"""Result names by contender (``k`` runs once per run and gives both ``k_cold`` and
+``k_warm``)."""
+
+
+async def _one_run(
+    args: argparse.Namespace, who: str, bootstrap: str, home: Path, n: int, flows: Sequence[Flow]
+) -> dict[str, dict[str, Any]]:
+    """One run of contender ``who``: its result(s) by name in :data:`CONTENDERS`."""
+    inputs = flow_topics(flows)
+    if who == "a":
+        return {"a": await run_bare(bootstrap, inputs, n)}
+    if who == "b":
+        return {"b": await run_naive(bootstrap, home, n, args.timeout)}
+    if who == "c":
+        return {"c": await run_worker(bootstrap, home, n, inputs, args.timeout, args.profile)}
+    if who == "k":
+        res = await run_kstreams(bootstrap, home, n, flows, args.timeout)
+        return {f"k_{p}": r for p, r in res.items()}
+    # "o": the worker of another source tree (--other-src)
+    return {"o": await run_worker(bootstrap, home, n, inputs, args.timeout, src=args.other_src)}
+
+
+def ratios(med: dict[str, float]) -> dict[str, float]:
+    """c/x of the medians for every other contender x that ran."""
+    digits = {"a": 4}
+    return {
+        f"c_over_{'other_src' if w == 'o' else w}": round(med["c"] / m, digits.get(w, 3))
+        for w, m in med.items()
+        if w != "c" and "c" in med
     }
 
 
@@ -642,7 +749,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--bootstrap", default=None, help="use this cluster instead of our own")
     p.add_argument(
-        "--only", default="abc", help="which contenders, e.g. 'ac'; 'o' = the --other-src worker"
+        "--only",
+        default="abck",
+        help="which contenders, e.g. 'ac'; 'k' = Kafka Streams, 'o' = the --other-src worker",
     )
     p.add_argument(
         "--other-src",
@@ -652,14 +761,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     p.add_argument("--profile", type=Path, default=None, help="cProfile the worker into FILE")
-    p.add_argument("--no-write", action="store_true", help="do not write the result file")
+    p.add_argument(
+        "--no-write",
+        action="store_true",
+        help="do not write the result file (only a run of all of a, b, c and k writes it)",
+    )
     args = p.parse_args(argv)
+    if args.other_src is not None and "o" not in args.only:
+        args.only += "o"
+    if "o" in args.only and args.other_src is None:
+        p.error("contender o needs --other-src DIR")
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         home = Path(tmp)
         with broker(args.bootstrap, home) as (bootstrap, kafka):
             result = asyncio.run(bench(args, bootstrap, home, kafka))
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    if not args.no_write and args.profile is None and args.other_src is None:
+    if not args.no_write and args.profile is None and set("abck") <= set(args.only):
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     return 0
