@@ -168,17 +168,23 @@ async def wait_ready(bootstrap: str, child: Child, timeout_s: float) -> None:
 
 
 async def wait_pending(
-    bootstrap: str, child: Child, app_id: str, n: int, ends: dict[Any, int], timeout_s: float
+    bootstrap: str,
+    child: Child,
+    app_id: str,
+    n: int,
+    ends: dict[Any, int],
+    timeout_s: float,
+    flow: str = BULK_FLOW,
 ) -> float:
-    """Until the input group committed ``ends`` and the gauges say ``n`` pending; returns
-    the seconds it took."""
+    """Until the input group committed ``ends`` and the gauges say ``n`` pending entities
+    of ``flow``; returns the seconds it took."""
     t0 = time.monotonic()
     want = [p for p, e in ends.items() if e > 0]
     while True:
         tp.check(child)
         offs = await tp.committed(bootstrap, f"{app_id}-ingest", want)
         if all(offs.get(p, -1) >= ends[p] for p in want):
-            got, _ = await pending_total(bootstrap, BULK_FLOW)
+            got, _ = await pending_total(bootstrap, flow)
             if got == n:
                 return time.monotonic() - t0
             if got > n:
