@@ -3,12 +3,14 @@
 Every refused input record becomes one ``freshness.quarantine`` record (schema
 ``schemas/output/quarantine.schema.json``) carrying the source topic, partition and offset,
 a reason code from :data:`REASONS`, a human detail, and the raw bytes (base64, cut at
-64 KiB), so an operator can see and replay exactly what was refused.
+64 KiB; a longer value's ``detail`` ends with its SHA-256), so an operator can see and
+replay what was refused, and match a cut record to the producer's copy.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -65,12 +67,18 @@ def quarantine_record(
     """The ``freshness.quarantine`` record for one refused input record.
 
     ``raw_b64`` holds the first 64 KiB of ``raw`` (``null`` for a tombstone), ``raw_size`` the
-    full size and ``truncated`` whether bytes were cut. Raises :class:`ValueError` for a
-    reason that is not in :data:`REASONS` (a programming error, not bad input).
+    full size and ``truncated`` whether bytes were cut. A truncated record's ``detail`` ends
+    with the SHA-256 of the whole value (:func:`whole_value_digest`), so a copy kept by the
+    producer can be matched without a quarantine record of 1 MiB. Raises
+    :class:`ValueError` for a reason that is not in :data:`REASONS` (a programming error,
+    not bad input).
     """
     if reason not in REASONS:
         raise ValueError(f"unknown quarantine reason {reason!r}; use one of {sorted(REASONS)}")
     size = 0 if raw is None else len(raw)
+    if raw is not None and size > RAW_CAP_BYTES:
+        digest = whole_value_digest(raw)
+        detail = f"{detail[: DETAIL_CAP_CHARS - len(digest)]}{digest}"
     return {
         "topic": topic,
         "partition": partition,
@@ -82,3 +90,8 @@ def quarantine_record(
         "truncated": size > RAW_CAP_BYTES,
         "observed_at": observed_at,
     }
+
+
+def whole_value_digest(raw: bytes) -> str:
+    """The suffix a truncated record's ``detail`` ends with: ``; sha256 <64 hex digits>``."""
+    return f"; sha256 {hashlib.sha256(raw).hexdigest()}"
