@@ -17,7 +17,8 @@ them. Faust values that are not settings live in :mod:`streams.worker.tuning`.
 
 Output records (flow-events batches and ticks, measurements, breaches, quarantine, stats)
 are appended straight to the aiokafka producer (:class:`Sender`), in the order they are
-made, and so are the table's changelog records (:class:`TableWriter`). Before it commits
+made; a join step's records and the table's changelog records (:class:`TableWriter`) go
+as one record batch per partition (:meth:`Sender.send_batch`). Before it commits
 offsets Faust (and the input reader) flushes the producer, waiting for every batch:
 at-least-once.
 A tick only reports records whose batches were appended before it was computed, so it never
@@ -192,18 +193,17 @@ def add_join_agent(
     # bytes key and value types make Faust use the raw codec for the store and changelog.
     table = app.Table(TABLE_NAME, partitions=partitions, key_type=bytes, value_type=bytes)
     store = TableStore(table)
-    writer = TableWriter(table, sender)
-    send = sender.send
+    writer = TableWriter(table)
 
     @app.agent(flow_topic, name="join", concurrency=1)
     async def join_agent(stream: Any) -> None:
         async for event in stream.events():
-            msg = event.message
-            step = joiner.on_message(msg.partition, msg.offset, event.value, store, clock())
-            if step.writes:
-                await writer.write(msg.partition, step.writes)
-            for topic, key, value in step.records:
-                await send(topic, key, value)
+            partition = event.message.partition
+            step = joiner.on_message(partition, event.message.offset, event.value, store, clock())
+            out = writer.apply(partition, step.writes) if step.writes else []
+            out.extend([(topic, key, value, None) for topic, key, value in step.records])
+            if out:
+                writer.track(partition, await sender.send_batch(out))
 
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         joiner.forget_all()
