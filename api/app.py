@@ -73,12 +73,15 @@ def create_app(
     *,
     consume: bool | None = None,
     writer: receivers.RecordWriter | None = None,
+    lookup: explain.EntityLookup | None = None,
 ) -> FastAPI:
     """The API over ``read_model`` (built from settings when None).
 
     ``consume`` (default: ``read_model is None``) runs the Kafka consumer in the lifespan.
     When a receiver is enabled (``FRESHNESS_INGEST_TOKEN``, ``FRESHNESS_WEBHOOK_INGEST_SECRET``)
     the lifespan also runs ``writer`` (default: a :class:`~api.receivers.KafkaWriter`).
+    ``lookup`` reads an entity's records for ``explain?inputs=true`` and the status page's
+    ``?kafka=1`` (default: from Kafka, :class:`~streams.replay.lookup.EntityRecords`).
     """
     model = read_model if read_model is not None else build_read_model(settings)
     run_consumer = read_model is None if consume is None else consume
@@ -94,7 +97,7 @@ def create_app(
     )
     app.state.read_model = model
     errors.install(app)
-    _add_routes(app, settings, model, ingest)
+    _add_routes(app, settings, model, ingest, lookup)
     return app
 
 
@@ -122,19 +125,25 @@ def _lifespan(
 
 
 def _add_routes(
-    app: FastAPI, settings: Settings, model: ReadModel, ingest: receivers.Receivers | None
+    app: FastAPI,
+    settings: Settings,
+    model: ReadModel,
+    ingest: receivers.Receivers | None,
+    lookup: explain.EntityLookup | None,
 ) -> None:
     guard = Depends(auth.guard(settings.api_token))
     _add_probes(app, model)
     # Before /v1's entity timeline, whose key may contain "/": .../{key}/explain is this.
-    app.include_router(explain.router(model, settings), dependencies=[guard], responses=_ERR_401)
+    app.include_router(
+        explain.router(model, settings, lookup), dependencies=[guard], responses=_ERR_401
+    )
     app.include_router(_v1(model), dependencies=[guard])
     if ingest is not None:
         receivers.install(app)
         app.include_router(ingest.router())
     app.include_router(alerts.router(model), dependencies=[guard], responses=_ERR_401)
     # The status page (HTML at /, /breaches, /entities/...): behind the same read token.
-    app.include_router(status.router(model, settings), dependencies=[guard])
+    app.include_router(status.router(model, settings, lookup), dependencies=[guard])
     registry = registry_for(model, _policies(settings))
 
     @app.get(

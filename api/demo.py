@@ -5,6 +5,12 @@ trying the API out: ``python -m api.demo --port 8000``. The data is deterministi
 given ``--seed`` and sized like a busy day: every flow reports from every partition for
 every minute of the last 24 h, plus breaches, measurements and quarantined records.
 Nothing here is used by ``freshness api``.
+
+Nothing here touches Kafka either: ``explain?inputs=true`` reads the seeded records
+(:class:`SeededLookup`), and the receivers (enabled by ``FRESHNESS_INGEST_TOKEN`` /
+``FRESHNESS_WEBHOOK_INGEST_SECRET`` as in the real API) judge records exactly as the real
+API does and hand the accepted ones to :class:`DiscardingWriter`. So a fuzzer exercises every
+route, and what it finds is the API's, not an unreachable broker's 503.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
@@ -19,10 +26,40 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.readmodel import ReadModel
+from api.receivers import Record
 from streams import topics
+from streams.core.model import Flow
 from streams.flows.config import load_flows
+from streams.replay.explain import InputSeen, OutputSeen
 from streams.settings import Settings
 from streams.stats import records as stats
+
+
+class SeededLookup:
+    """The entity's records as the read model holds them (no input records, no Kafka)."""
+
+    async def records(
+        self, flow: Flow, key: str, known: list[OutputSeen], window_ms: int
+    ) -> tuple[list[InputSeen], list[OutputSeen], list[OutputSeen]]:
+        breaches = [o for o in known if o.topic == topics.BREACHES]
+        return [], breaches, [o for o in known if o.topic == topics.MEASUREMENTS]
+
+
+class DiscardingWriter:
+    """Acknowledges every write at once and counts it: the receivers' judgement without
+    Kafka."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def write(self, topic: str, records: Sequence[Record]) -> None:
+        self.written += len(records)
 
 
 def seed(
@@ -213,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     model = build(settings, now_ms=args.now_ms, breaches=args.breaches)
-    asyncio.run(_serve(create_app(settings, model), model, args))
+    app = create_app(settings, model, writer=DiscardingWriter(), lookup=SeededLookup())
+    asyncio.run(_serve(app, model, args))
     return 0
 
 
