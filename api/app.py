@@ -8,7 +8,7 @@ runs an :class:`~api.consumer.OutputConsumer` that fills it from Kafka. With a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import alerts, auth, errors, explain, receivers, status
 from api.breaches import CURSOR_PATTERN, BreachFilter
 from api.consumer import OutputConsumer
+from api.limits import HeadLimits
 from api.metrics import registry_for
 from api.models import (
     BreachKind,
@@ -32,8 +33,9 @@ from api.models import (
     Health,
     Readiness,
 )
-from api.readmodel import ReadModel
+from api.readmodel import RECOMPUTE_MS, ReadModel
 from streams.alerting.policy import AlertPolicy
+from streams.kafka import KafkaFatalError
 from streams.settings import Settings
 
 _ERR_404: dict[int | str, dict[str, Any]] = {
@@ -57,6 +59,7 @@ def build_read_model(settings: Settings) -> ReadModel:
         load_flows(settings.flows),
         entity_capacity=settings.api_timeline_entities,
         stats_interval_ms=settings.stats_interval_ms,
+        recompute_ms=RECOMPUTE_MS,
     )
 
 
@@ -74,6 +77,7 @@ def create_app(
     consume: bool | None = None,
     writer: receivers.RecordWriter | None = None,
     lookup: explain.EntityLookup | None = None,
+    on_fatal: Callable[[KafkaFatalError], None] | None = None,
 ) -> FastAPI:
     """The API over ``read_model`` (built from settings when None).
 
@@ -82,6 +86,7 @@ def create_app(
     the lifespan also runs ``writer`` (default: a :class:`~api.receivers.KafkaWriter`).
     ``lookup`` reads an entity's records for ``explain?inputs=true`` and the status page's
     ``?kafka=1`` (default: from Kafka, :class:`~streams.replay.lookup.EntityRecords`).
+    ``on_fatal`` is called when Kafka refuses the consumer for good (``freshness api`` stops).
     """
     model = read_model if read_model is not None else build_read_model(settings)
     run_consumer = read_model is None if consume is None else consume
@@ -93,22 +98,27 @@ def create_app(
         version="1",
         description="Per-flow freshness, breaches and entity timelines, read from the "
         "monitor's output topics. Times are epoch milliseconds.",
-        lifespan=_lifespan(settings, model, run_consumer, ingest),
+        lifespan=_lifespan(settings, model, run_consumer, ingest, on_fatal),
     )
     app.state.read_model = model
+    app.add_middleware(HeadLimits)
     errors.install(app)
     _add_routes(app, settings, model, ingest, lookup)
     return app
 
 
 def _lifespan(
-    settings: Settings, model: ReadModel, run_consumer: bool, ingest: receivers.Receivers | None
+    settings: Settings,
+    model: ReadModel,
+    run_consumer: bool,
+    ingest: receivers.Receivers | None,
+    on_fatal: Callable[[KafkaFatalError], None] | None,
 ) -> Any:
     """Start the output consumer and the receivers' writer with the app; stop them after."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        consumer = OutputConsumer(settings, model) if run_consumer else None
+        consumer = OutputConsumer(settings, model, on_fatal=on_fatal) if run_consumer else None
         if consumer is not None:
             consumer.start()
         if ingest is not None:

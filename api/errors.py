@@ -2,11 +2,15 @@
 
 The read model raises these (they are :class:`~streams.errors.FreshnessError`\\ s); only
 :func:`install` knows about status codes. Every error answer has the
-:class:`~api.models.ErrorBody` shape, including FastAPI's own 404/405/422.
+:class:`~api.models.ErrorBody` shape, including FastAPI's own 404/405/422, and an unexpected
+exception: a 500 whose body carries an incident id and no trace; the trace is logged with
+that id, server-side only.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from streams.errors import FreshnessError
+
+log = logging.getLogger(__name__)
 
 
 class NotFoundError(FreshnessError):
@@ -27,10 +33,16 @@ class InvalidQueryError(FreshnessError):
 
 
 def error_response(
-    status: int, code: str, message: str, detail: list[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    detail: list[dict[str, Any]] | None = None,
+    incident: str | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "detail": detail}}
-    return JSONResponse(body, status_code=status)
+    error: dict[str, Any] = {"code": code, "message": message, "detail": detail}
+    if incident is not None:
+        error["incident"] = incident
+    return JSONResponse({"error": error}, status_code=status)
 
 
 _CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
@@ -63,6 +75,23 @@ def install(app: FastAPI) -> None:
             response.headers[name] = value
         return response
 
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:16]
+        log.error(
+            "unexpected error, incident %s, answering %s %s",
+            incident,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        return error_response(
+            500,
+            "internal_error",
+            f"an unexpected error happened; the server logged it as incident {incident}",
+            incident=incident,
+        )
+
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(InvalidQueryError, invalid_query)
     app.add_exception_handler(RequestValidationError, validation)

@@ -32,6 +32,10 @@ class ErrorDetail(BaseModel):
     detail: list[dict[str, object]] | None = Field(
         default=None, description="Per-parameter problems of a rejected request (422 only)."
     )
+    incident: str | None = Field(
+        default=None,
+        description="A 500 only: the id under which the server logged the unexpected error.",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     """Names this worker's RocksDB directory; give each worker process on one machine its own."""
     done_retention_ms: int = Field(default=3_600_000, ge=0)
     """How long (event time) a decided entity is kept to swallow late duplicates."""
+    env: Literal["development", "production"] = "development"
+    """``production`` refuses placeholder and short API secrets (``FRESHNESS_API_TOKEN``,
+    ``FRESHNESS_INGEST_TOKEN``, ``FRESHNESS_WEBHOOK_INGEST_SECRET``) when settings are read;
+    ``development`` (the default) accepts them and ``freshness api`` warns at start-up."""
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_token: SecretStr | None = None
@@ -124,6 +128,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _api_secrets_fit(self) -> Self:
+        clash = api_tokens_clash(self)
+        if clash:
+            raise ValueError(clash)
+        weak = weak_api_secrets(self)
+        if weak and self.env == "production":
+            raise ValueError("; ".join(weak))
+        return self
+
+    @model_validator(mode="after")
     def _kafka_security_fits(self) -> Self:
         problem = kafka_security_problem(self)
         if problem:
@@ -137,6 +151,65 @@ class Settings(BaseSettings):
     @property
     def kafka_dir(self) -> Path:
         return self.home / "kafka"
+
+
+API_SECRETS: tuple[tuple[str, str], ...] = (
+    ("api_token", "FRESHNESS_API_TOKEN"),
+    ("ingest_token", "FRESHNESS_INGEST_TOKEN"),
+    ("webhook_ingest_secret", "FRESHNESS_WEBHOOK_INGEST_SECRET"),
+)
+"""The API's own secrets: (field, variable)."""
+MIN_SECRET_CHARS = 16
+"""Shortest API secret ``FRESHNESS_ENV=production`` accepts (``secrets.token_urlsafe(16)``
+gives 22 characters)."""
+PLACEHOLDER_SECRETS: frozenset[str] = frozenset(
+    {
+        "changeme", "changeit", "replaceme", "secret", "mysecret", "token", "mytoken",
+        "apitoken", "readtoken", "ingesttoken", "webhooksecret", "password", "passw0rd",
+        "admin", "test", "testing", "example", "default", "demo", "dev", "development",
+        "placeholder", "todo", "none", "null", "xxx", "xxxx", "yourtoken", "yoursecret",
+        "letmein", "123456", "12345678", "1234567890", "qwerty",
+    }
+)  # fmt: skip
+"""Values (lower case, letters and digits only) that a person typed as a stand-in; docs and
+compose examples use ``...`` or ``<token>``, which reduce to nothing and are refused too."""
+
+
+def api_tokens_clash(s: Settings) -> str | None:
+    """Why the read and the ingest token may not be the same value (the read token would
+    then write), or None. Checked in every environment."""
+    read, ingest = s.api_token, s.ingest_token
+    if read is None or ingest is None or not read.get_secret_value():
+        return None
+    if read.get_secret_value() == ingest.get_secret_value():
+        return (
+            "FRESHNESS_API_TOKEN and FRESHNESS_INGEST_TOKEN are the same value, so whoever may "
+            "read could also write: give each its own secret"
+        )
+    return None
+
+
+def weak_api_secrets(s: Settings) -> list[str]:
+    """One line per API secret that is a placeholder or shorter than
+    :data:`MIN_SECRET_CHARS` (refused in production, a start-up warning in development)."""
+    lines = []
+    for name, variable in API_SECRETS:
+        secret: SecretStr | None = getattr(s, name)
+        value = "" if secret is None else secret.get_secret_value()
+        if not value:
+            continue
+        reduced = "".join(ch for ch in value.lower() if ch.isalnum())
+        if reduced in PLACEHOLDER_SECRETS or not reduced or len(set(value)) == 1:
+            problem = "is a placeholder"
+        elif len(value) < MIN_SECRET_CHARS:
+            problem = f"has {len(value)} characters (at least {MIN_SECRET_CHARS})"
+        else:
+            continue
+        lines.append(
+            f"{variable} {problem}: set a random secret, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return lines
 
 
 def kafka_security_problem(s: Settings) -> str | None:
