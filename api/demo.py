@@ -25,8 +25,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.readmodel import ReadModel
+from api.readmodel import RECOMPUTE_MS, ReadModel
 from api.receivers import Record
+from api.server import uvicorn_config
 from streams import topics
 from streams.core.model import Flow
 from streams.flows.config import load_flows
@@ -187,13 +188,16 @@ def _breach(rng: random.Random, flow: str, target: int, i: int, now_ms: int) -> 
     }  # fmt: skip
 
 
-def build(settings: Settings, *, now_ms: int, breaches: int) -> ReadModel:
+def build(
+    settings: Settings, *, now_ms: int, breaches: int, recompute_ms: int = RECOMPUTE_MS
+) -> ReadModel:
     """A caught-up read model of the configured flows, seeded, on a frozen clock."""
     model = ReadModel(
         load_flows(settings.flows),
         entity_capacity=settings.api_timeline_entities,
         stats_interval_ms=settings.stats_interval_ms,
         clock=lambda: now_ms,
+        recompute_ms=recompute_ms,
     )
     seed(model, now_ms=now_ms, breaches=breaches)
     model.progress.mark_caught_up()
@@ -218,9 +222,7 @@ async def _churn(model: ReadModel, per_s: float, now_ms: int) -> None:
 
 
 async def _serve(app: FastAPI, model: ReadModel, args: argparse.Namespace) -> None:
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False
-    )
+    config = uvicorn_config(app, args.host, args.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     churn = (
         asyncio.create_task(_churn(model, args.updates_per_s, args.now_ms))
@@ -247,9 +249,17 @@ def main(argv: list[str] | None = None) -> int:
         help="stats records per second replaced while serving (live workers publish "
         "flows x partitions / stats interval, e.g. 16/s)",
     )
+    parser.add_argument(
+        "--recompute-ms",
+        type=int,
+        default=RECOMPUTE_MS,
+        help="least time between two computations of the flow views (0: after every change)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
-    model = build(settings, now_ms=args.now_ms, breaches=args.breaches)
+    model = build(
+        settings, now_ms=args.now_ms, breaches=args.breaches, recompute_ms=args.recompute_ms
+    )
     app = create_app(settings, model, writer=DiscardingWriter(), lookup=SeededLookup())
     asyncio.run(_serve(app, model, args))
     return 0

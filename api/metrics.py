@@ -211,6 +211,12 @@ class ReadModelCollector(Collector):
             "freshness_api_ready", "1 when the read model has caught up with the output topics."
         )
         ready.add_metric([], 1.0 if model.progress.ready else 0.0)
+        stale = GaugeMetricFamily(
+            "freshness_api_kafka_stale_seconds",
+            "0 while Kafka answers the API's reader; else how long it has not (the views are "
+            "its last state).",
+        )
+        stale.add_metric([], model.source_view(model.clock()).stale_for_ms / 1000)
         applied = CounterMetricFamily(
             "freshness_api_records_applied", "Output-topic records applied to the read model."
         )
@@ -219,7 +225,7 @@ class ReadModelCollector(Collector):
             "freshness_api_bad_records", "Output-topic records the read model could not use."
         )
         bad.add_metric([], model.progress.bad_records)
-        return [quarantined, ready, applied, bad]
+        return [quarantined, ready, stale, applied, bad]
 
 
 def registry_for(

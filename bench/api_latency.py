@@ -2,6 +2,14 @@
 
     .venv/bin/python bench/api_latency.py                # 200 req/s for 30 s, demo server
     .venv/bin/python bench/api_latency.py --url http://127.0.0.1:8000   # a running API
+    .venv/bin/python bench/api_latency.py --burst 200    # 200 at once, against a reference
+
+``--burst N`` sends N requests at once (N connections), ``--rounds`` times, against two demo
+servers side by side in the same run: the API as it is (flow views computed at most every
+``RECOMPUTE_MS``) and a reference that recomputes them after every change (``--recompute-ms
+0``, the behaviour before), both with ``--updates-per-s`` stats records applied meanwhile (200:
+a consumer applying a batch between any two requests, as under live traffic). It reports the
+latency of each and their ratio; written to ``bench/results/api_burst.json``.
 
 By default it starts ``python -m api.demo`` (a read model seeded with a busy day: 4 flows x
 8 partitions x 1440 minutes of window sketches, 5,000 breaches) on a free loopback port,
@@ -39,6 +47,7 @@ if str(ROOT) not in sys.path:
 from streams.simulate.percentile import percentile  # noqa: E402  (after the sys.path fix)
 
 RESULT = ROOT / "bench" / "results" / "api_latency.json"
+BURST_RESULT = ROOT / "bench" / "results" / "api_burst.json"
 GOAL_P95_MS = 50.0
 
 
@@ -141,6 +150,71 @@ async def measure(args: argparse.Namespace, base: str) -> dict[str, Any]:
     }
 
 
+async def bursts(base: str, path: str, n: int, rounds: int) -> list[float]:
+    """``rounds`` bursts of ``n`` simultaneous requests; latencies (ms) from each burst's start."""
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
+        await wait_healthy(client, 120)
+        loop = asyncio.get_running_loop()
+
+        async def one(t0: float) -> None:
+            r = await client.get(path)
+            if r.status_code != 200:
+                raise SystemExit(f"GET {path}: HTTP {r.status_code}")
+            latencies.append((loop.time() - t0) * 1000.0)
+
+        for i in range(rounds + 1):
+            if i == 1:
+                latencies.clear()  # the first burst opens the connections: warm-up
+            t0 = loop.time()
+            await asyncio.gather(*(one(t0) for _ in range(n)))
+            await asyncio.sleep(0.5)
+    latencies.sort()
+    return latencies
+
+
+def demo(port: int, updates_per_s: float, recompute_ms: int | None) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "api.demo", "--port", str(port)]
+    argv += ["--updates-per-s", str(updates_per_s)]
+    if recompute_ms is not None:
+        argv += ["--recompute-ms", str(recompute_ms)]
+    env = {k: v for k, v in os.environ.items() if k != "FRESHNESS_API_TOKEN"}
+    return subprocess.Popen(argv, cwd=ROOT, env=env)
+
+
+def burst_main(args: argparse.Namespace) -> int:
+    """The API against its reference, one after the other in the same run."""
+    results: dict[str, Any] = {}
+    for name, recompute in (("reference_recompute_every_change", 0), ("api", None)):
+        port = free_port()
+        server = demo(port, args.updates_per_s, recompute)
+        try:
+            lat = asyncio.run(
+                bursts(f"http://127.0.0.1:{port}", args.path, args.burst, args.rounds)
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+        results[name] = {q: _ms(lat, v) for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+    ref, api = results["reference_recompute_every_change"], results["api"]
+    result = {
+        "benchmark": "api_burst",
+        "endpoint": f"GET {args.path}",
+        "burst": args.burst,
+        "rounds": args.rounds,
+        "updates_per_s": args.updates_per_s,
+        "latency_ms": results,
+        "p50_ratio_reference_over_api": round(ref["p50"] / api["p50"], 2),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    BURST_RESULT.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="benchmark this running API instead of a demo server")
@@ -149,10 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--updates-per-s", type=float, default=16.0)
+    parser.add_argument(
+        "--updates-per-s", type=float, help="stats records applied a second (16; --burst: 200)"
+    )
     parser.add_argument("--token", default=os.environ.get("FRESHNESS_API_TOKEN"))
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--burst", type=int, help="N requests at once instead of a rate")
+    parser.add_argument("--rounds", type=int, default=10, help="bursts measured (--burst)")
     args = parser.parse_args(argv)
+    if args.burst:
+        args.updates_per_s = 200.0 if args.updates_per_s is None else args.updates_per_s
+        return burst_main(args)
+    args.updates_per_s = 16.0 if args.updates_per_s is None else args.updates_per_s
 
     server = None
     base = args.url

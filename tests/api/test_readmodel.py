@@ -122,3 +122,24 @@ def test_flow_view_cache_follows_new_data(model: ReadModel, rec: Records) -> Non
     assert model.flow_view("lead_to_posthog").pending == 0
     model.apply("freshness.stats", rec.gauge(pending=9))
     assert model.flow_view("lead_to_posthog").pending == 9
+
+
+def apply_breach(model: ReadModel, rec: Records, key: str) -> None:
+    record = rec.breach(key)
+    model.apply(Records.topic_of(record), record, record["breach_id"])
+
+
+def test_a_recompute_bound_serves_the_last_view_while_records_keep_arriving() -> None:
+    rec = Records()
+    bounded = ReadModel(make_model().flows.values(), clock=lambda: NOW, recompute_ms=60_000)
+    exact = ReadModel(make_model().flows.values(), clock=lambda: NOW)
+    for model in (bounded, exact):
+        apply_breach(model, rec, "b1")
+        assert model.flow_view("lead_to_posthog").open_breaches == 1
+        apply_breach(model, rec, "b2")
+    assert exact.flow_view("lead_to_posthog").open_breaches == 2  # recomputed at each change
+    assert bounded.flow_view("lead_to_posthog").open_breaches == 1  # within its bound
+    bounded.progress.silent(NOW, "kafka: unreachable")  # a connection change is never held
+    view = bounded.flow_view("lead_to_posthog")
+    assert view.open_breaches == 2
+    assert view.source.connected is False
