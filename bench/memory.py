@@ -316,7 +316,6 @@ def breakdown_table(idle: dict[str, Any], loaded: dict[str, Any], n: int) -> dic
             sum(v for k, v in rows.items() if not k.startswith("rocksdb")), 1
         ),
         "rocksdb_total": round(sum(v for k, v in rows.items() if k.startswith("rocksdb")), 1),
-        "entities": loaded["entities"],
         "walk_seconds": loaded["walk_seconds"],
     }
 
@@ -366,60 +365,63 @@ def _sz(obj: object, seen: set[int]) -> int:
 
 
 def introspect(worker: Any) -> dict[str, Any]:
-    """Bytes of the join state's Python objects by kind, and RocksDB's memory properties."""
+    """Bytes of the join state's Python objects by where they hang, and RocksDB's memory
+    properties."""
     t = time.perf_counter()
     gc.collect()
-    seen: set[int] = set()
-    cats: dict[str, int] = {}
-
-    def add(name: str, n: int) -> None:
-        cats[name] = cats.get(name, 0) + n
-
-    entities = 0
+    walker = StateWalker()
     for part in worker.joiner.partitions.values():
         core = part.core
-        entities += len(core.entities)
-        add("entities dict (hash table)", _sz(core.entities, seen))
-        for ekey, ent in core.entities.items():
-            _walk_entity(ekey, ent, seen, add)
+        for name in ("entities", "dirty"):
+            walker.walk(getattr(core, name), f"JoinCore.{name}")
         for fs in core.flows.values():
-            for heap_name in ("deadlines", "give_ups", "purges", "orphans"):
-                _walk_heap(heap_name, getattr(fs, heap_name), seen, add)
-        add("dirty sets", _sz(core.dirty, seen))
+            for name in _attributes(fs):
+                if name not in ("flow", "watermark", "pending", "open_breaches"):
+                    walker.walk(getattr(fs, name), f"flow state.{name}")
     return {
-        "python": cats,
+        "python": walker.sizes,
         "rocksdb": rocksdb_memory(worker.app),
-        "entities": entities,
         "walk_seconds": round(time.perf_counter() - t, 2),
     }
 
 
-def _walk_entity(ekey: tuple[str, str], ent: Any, seen: set[int], add: Any) -> None:
-    add("dict key: tuple (flow, key)", _sz(ekey, seen))
-    add("flow name str", _sz(ekey[0], seen))
-    add("entity key str", _sz(ekey[1], seen))
-    add("Entity object", _sz(ent, seen))
-    add("Entity.pos int", _sz(ent.pos, seen))
-    for ref in (ent.start, ent.end):
-        if ref is not None:
-            add("Ref object", _sz(ref, seen))
-            add("Ref.event_id str", _sz(ref.event_id, seen))
-            add("Ref.topic str", _sz(ref.topic, seen))
-            add(
-                "Ref ints (at, partition, offset)",
-                sum(_sz(x, seen) for x in (ref.at, ref.partition, ref.offset)),
-            )
+class StateWalker:
+    """Sizes of every object reachable from the roots it is given, each counted once (by
+    identity) under the path of the first place it was found: ``JoinCore.entities key
+    tuple``, ``JoinCore.entities value.start.event_id str``... Follows dicts, lists,
+    tuples, sets and the slots or ``__dict__`` of objects; whatever the join core's
+    representation is, its bytes are found."""
+
+    LEAVES = (str, bytes, int, float, bool, type(None), bytearray)
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.sizes: dict[str, int] = {}
+
+    def walk(self, root: object, path: str) -> None:
+        stack = [(root, path)]
+        while stack:
+            obj, where = stack.pop()
+            n = _sz(obj, self.seen)
+            if not n:
+                continue
+            label = f"{where} {type(obj).__name__}"
+            self.sizes[label] = self.sizes.get(label, 0) + n
+            if not isinstance(obj, self.LEAVES):
+                stack.extend(_children(obj, where))
 
 
-def _walk_heap(name: str, heap: list[Any], seen: set[int], add: Any) -> None:
-    add(f"heap {name}: list slots", _sz(heap, seen))
-    for entry in heap:
-        add(f"heap {name}: tuple entry", _sz(entry, seen))
-        add(f"heap {name}: time int", _sz(entry[0], seen))
-        add(
-            "heap entries: strs not shared with the entity",
-            _sz(entry[1], seen) + _sz(entry[2], seen),
-        )
+def _children(obj: object, where: str) -> list[tuple[object, str]]:
+    if isinstance(obj, dict):
+        return [(k, f"{where} key") for k in obj] + [(v, f"{where} value") for v in obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [(x, f"{where} item") for x in obj]
+    return [(getattr(obj, a), f"{where}.{a}") for a in _attributes(obj) if hasattr(obj, a)]
+
+
+def _attributes(obj: object) -> list[str]:
+    names = [a for c in type(obj).__mro__ for a in getattr(c, "__slots__", ())]
+    return names + list(getattr(obj, "__dict__", {}))
 
 
 ROCKSDB_PROPERTIES = {
