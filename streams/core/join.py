@@ -33,7 +33,8 @@ outputs, so nothing that was decided can be lost between the state and the outpu
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streams.core.model import Breach, BreachKind, Flow, FlowEvent, Measurement, Outputs, Source
@@ -41,6 +42,8 @@ from streams.stats.records import WindowStats
 
 MINUTE_MS = 60_000
 EntityKey = tuple[str, str]
+SLOT_MS = 100
+"""Width of one slot of the deadline and give-up wheels (:class:`_Wheel`)."""
 
 
 @dataclass(slots=True)
@@ -69,6 +72,121 @@ class Entity:
     retracted: bool = False
 
 
+# -- a pending start, packed ------------------------------------------------------------
+#
+# Nearly every entity a partition holds is a start waiting for its completion: no
+# completion yet, no breach, not done. Such a start is kept as one bytes object (about 90
+# bytes with a 30-character event id) instead of an Entity, a Ref and five ints (about
+# 400 bytes); the same bytes are its table value (``streams.pipeline.codec``), so writing
+# and restoring it costs no encoding. Layout: ``S`` (the tag), then little-endian
+# occurred_at, position, offset (int64 each), partition (int32), how the topic is given
+# (0: no source, 1: the flow's start topic, 2: a uint16 length and the UTF-8 topic
+# follow), then the UTF-8 event id.
+
+START_TAG = ord("S")
+_START = struct.Struct("<BqqqiB")
+_TOPIC_LEN = struct.Struct("<H")
+_AT = struct.Struct("<q")
+
+
+def pack_start(ref: Ref, pos: int, start_topic: str) -> bytes:
+    """The packed form of a start that nothing has happened to yet."""
+    if ref.topic == start_topic:
+        form, topic = 1, b""
+    elif not ref.topic:
+        form, topic = 0, b""
+    else:
+        raw = ref.topic.encode()
+        form, topic = 2, _TOPIC_LEN.pack(len(raw)) + raw
+    head = _START.pack(START_TAG, ref.at, pos, ref.offset, ref.partition, form)
+    return head + topic + ref.event_id.encode()
+
+
+def unpack_start(raw: bytes, start_topic: str) -> tuple[Ref, int]:
+    """``(start, position)`` of a packed start; raises ValueError for anything else."""
+    try:
+        tag, at, pos, offset, partition, form = _START.unpack_from(raw)
+        rest = _START.size
+        if tag != START_TAG or form not in (0, 1, 2):
+            raise ValueError(f"tag {tag} form {form}")
+        topic = start_topic if form == 1 else ""
+        if form == 2:
+            (n,) = _TOPIC_LEN.unpack_from(raw, rest)
+            topic = raw[rest + 2 : rest + 2 + n].decode()
+            rest += 2 + n
+        event_id = raw[rest:].decode()
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a packed start: {exc}") from None
+    if not event_id:
+        raise ValueError("not a packed start: no event id")
+    return Ref(event_id, at, topic, partition, offset), pos
+
+
+def _start_at(raw: bytes) -> int:
+    at: int = _AT.unpack_from(raw, 1)[0]
+    return at
+
+
+class _Wheel:
+    """Keys due at event times, in slots of :data:`SLOT_MS`: one list entry (8 bytes, the
+    key the entity map already holds) per key instead of a heap entry of a tuple and two
+    ints (about 100 bytes). Entries are not removed when an entity completes: whoever
+    takes them checks the entity's own time again (``time_of``) and drops stale ones."""
+
+    __slots__ = ("order", "slots")
+
+    def __init__(self) -> None:
+        self.slots: dict[int, list[str]] = {}
+        self.order: list[int] = []
+        """Heap of the slot numbers in :attr:`slots`."""
+
+    def add(self, at: int, key: str) -> None:
+        slot = at // SLOT_MS
+        keys = self.slots.get(slot)
+        if keys is None:
+            keys = self.slots[slot] = []
+            heapq.heappush(self.order, slot)
+        keys.append(key)
+
+    def due(self, wm: int, time_of: Callable[[str], int | None]) -> list[tuple[int, str]]:
+        """``(time, key)`` of every live entry strictly before ``wm``, in time order, taken
+        out of the wheel; an entry whose key's time is now in another slot is dropped."""
+        out: list[tuple[int, str]] = []
+        order, slots = self.order, self.slots
+        while order and order[0] * SLOT_MS < wm:
+            slot = order[0]
+            keys = slots[slot]
+            later = []
+            for key in keys:
+                at = time_of(key)
+                if at is None or at // SLOT_MS != slot:
+                    continue
+                if at < wm:
+                    out.append((at, key))
+                else:
+                    later.append(key)
+            if later:  # the slot holding the watermark: keep what is not due yet
+                slots[slot] = later
+                break
+            heapq.heappop(order)
+            del slots[slot]
+        out.sort()
+        return out
+
+    def earliest(self, time_of: Callable[[str], int | None]) -> int | None:
+        """The earliest live time in the wheel (dropping slots that hold none)."""
+        order, slots = self.order, self.slots
+        while order:
+            slot = order[0]
+            times = [at for k in slots[slot] if (at := time_of(k)) is not None]
+            live = [at for at in times if at // SLOT_MS == slot]
+            if live:
+                return min(live)
+            heapq.heappop(order)
+            del slots[slot]
+        return None
+
+
 @dataclass(slots=True)
 class FlowGauge:
     """Point-in-time figures of one flow in one join partition."""
@@ -82,8 +200,11 @@ class FlowGauge:
 @dataclass(slots=True)
 class _FlowState:
     flow: Flow
-    deadlines: list[tuple[int, str, str]] = field(default_factory=list)
-    give_ups: list[tuple[int, str, str]] = field(default_factory=list)
+    starts: dict[str, bytes] = field(default_factory=dict)
+    """Pending starts nothing has happened to yet, packed (:func:`pack_start`), by key; every
+    other entity of the flow is an :class:`Entity` in :attr:`JoinCore.entities`."""
+    deadlines: _Wheel = field(default_factory=_Wheel)
+    give_ups: _Wheel = field(default_factory=_Wheel)
     purges: list[tuple[int, str, str]] = field(default_factory=list)
     orphans: list[tuple[int, str, str]] = field(default_factory=list)
     pending: int = 0
@@ -98,6 +219,7 @@ class JoinCore:
         self.flows: dict[str, _FlowState] = {f.name: _FlowState(f) for f in flows}
         self.done_retention_ms = done_retention_ms
         self.entities: dict[EntityKey, Entity] = {}
+        """Every entity but the untouched pending starts (those are :attr:`_FlowState.starts`)."""
         self.windows: dict[tuple[str, int], WindowStats] = {}
         self.dirty: set[EntityKey] = set()
         """Entity keys changed since the last :meth:`take_dirty` (absent from
@@ -111,12 +233,27 @@ class JoinCore:
         fs = self.flows.get(ev.flow)
         if fs is None:
             return Outputs()
-        ekey = (ev.flow, ev.key)
-        ent = self.entities.get(ekey)
+        key = ev.key
+        ekey = (ev.flow, key)
+        packed = fs.starts.get(key)
+        ent: Entity | None
+        if packed is not None:
+            if ev.side == "start":  # a repeat or another start: the first start wins
+                return Outputs()
+            ent = self._unpack(fs, key, packed)
+        else:
+            ent = self.entities.get(ekey)
         ref = Ref(ev.event_id, ev.occurred_at, ev.topic, ev.partition, ev.offset)
         if ev.side == "start":
             return self._on_start(fs, ekey, ent, ref, pos)
         return self._on_end(fs, ekey, ent, ref, pos)
+
+    def _unpack(self, fs: _FlowState, key: str, packed: bytes) -> Entity:
+        """Turn a packed pending start into an Entity (something is about to happen to it)."""
+        del fs.starts[key]
+        start, pos = unpack_start(packed, fs.flow.start_topic)
+        ent = self.entities[(fs.flow.name, key)] = Entity(start=start, pos=pos)
+        return ent
 
     def _on_start(
         self, fs: _FlowState, ekey: EntityKey, ent: Entity | None, ref: Ref, pos: int
@@ -126,10 +263,9 @@ class JoinCore:
                 return self._replayed(fs, ekey, ent, pos)
             return Outputs()
         if ent is None:
-            ent = Entity(start=ref, pos=pos)
-            self.entities[ekey] = ent
+            fs.starts[ekey[1]] = pack_start(ref, pos, fs.flow.start_topic)
             self.dirty.add(ekey)
-            self._track_pending(fs, ekey[1], ref)
+            self._track_pending(fs, ekey[1], ref.at)
             return Outputs()
         # a completion was waiting for this start
         ent.start = ref
@@ -166,10 +302,10 @@ class JoinCore:
 
     # -- outcomes ----------------------------------------------------------------------
 
-    def _track_pending(self, fs: _FlowState, key: str, start: Ref) -> None:
+    def _track_pending(self, fs: _FlowState, key: str, started_at: int) -> None:
         fs.pending += 1
-        heapq.heappush(fs.deadlines, (start.at + fs.flow.target_ms, key, start.event_id))
-        heapq.heappush(fs.give_ups, (start.at + fs.flow.give_up_after_ms, key, start.event_id))
+        fs.deadlines.add(started_at + fs.flow.target_ms, key)
+        fs.give_ups.add(started_at + fs.flow.give_up_after_ms, key)
 
     def _complete(self, fs: _FlowState, ekey: EntityKey, ent: Entity) -> Outputs:
         assert ent.start is not None
@@ -283,19 +419,36 @@ class JoinCore:
                 self._sweep_orphans(fs, wm_start)
         return out
 
-    def _live(self, fs: _FlowState, key: str, start_id: str) -> Entity | None:
-        """The pending entity a heap entry still refers to, if any."""
+    def _pending_at(self, fs: _FlowState, key: str) -> int | None:
+        """When the pending start of ``key`` began, or None if the key has none."""
+        packed = fs.starts.get(key)
+        if packed is not None:
+            return _start_at(packed)
         ent = self.entities.get((fs.flow.name, key))
-        if ent is None or ent.done or ent.start is None or ent.start.event_id != start_id:
+        if ent is None or ent.done or ent.start is None:
             return None
-        return ent
+        return ent.start.at
+
+    def _timer(self, fs: _FlowState, after_ms: int) -> Callable[[str], int | None]:
+        """``key`` -> its pending start's time plus ``after_ms`` (None: no pending start)."""
+        pending_at = self._pending_at
+
+        def time_of(key: str) -> int | None:
+            at = pending_at(fs, key)
+            return None if at is None else at + after_ms
+
+        return time_of
+
+    def _pending_entity(self, fs: _FlowState, key: str) -> Entity:
+        packed = fs.starts.get(key)
+        if packed is not None:
+            return self._unpack(fs, key, packed)
+        return self.entities[(fs.flow.name, key)]
 
     def _sweep_overdue(self, fs: _FlowState, wm: int, out: Outputs) -> None:
-        heap = fs.deadlines
-        while heap and heap[0][0] < wm:
-            _, key, start_id = heapq.heappop(heap)
-            ent = self._live(fs, key, start_id)
-            if ent is None or ent.breach is not None:
+        for _, key in fs.deadlines.due(wm, self._timer(fs, fs.flow.target_ms)):
+            ent = self._pending_entity(fs, key)
+            if ent.breach is not None:
                 continue
             ent.breach = "overdue"
             ent.detected_at = wm
@@ -304,11 +457,9 @@ class JoinCore:
             out.breaches.append(self._breach(fs.flow, key, ent))
 
     def _sweep_lost(self, fs: _FlowState, wm: int, out: Outputs) -> None:
-        heap = fs.give_ups
-        while heap and heap[0][0] < wm:
-            give_up_at, key, start_id = heapq.heappop(heap)
-            ent = self._live(fs, key, start_id)
-            if ent is None:
+        for give_up_at, key in fs.give_ups.due(wm, self._timer(fs, fs.flow.give_up_after_ms)):
+            ent = self._pending_entity(fs, key)
+            if ent.done or ent.start is None:  # a second entry of the same start
                 continue
             if ent.breach == "overdue":
                 fs.open_breaches -= 1
@@ -319,7 +470,9 @@ class JoinCore:
             fs.pending -= 1
             self.dirty.add((fs.flow.name, key))
             self._window(fs.flow.name, give_up_at).lost += 1
-            heapq.heappush(fs.purges, (give_up_at + self.done_retention_ms, key, start_id))
+            heapq.heappush(
+                fs.purges, (give_up_at + self.done_retention_ms, key, ent.start.event_id)
+            )
             out.breaches.append(self._breach(fs.flow, key, ent))
 
     def _sweep_purges(self, fs: _FlowState, wm: int) -> None:
@@ -352,12 +505,20 @@ class JoinCore:
         """Pending count, oldest pending start, open breaches and watermark per flow."""
         out: dict[str, FlowGauge] = {}
         for name, fs in self.flows.items():
-            heap = fs.give_ups
-            while heap and self._live(fs, heap[0][1], heap[0][2]) is None:
-                heapq.heappop(heap)
-            oldest = heap[0][0] - fs.flow.give_up_after_ms if heap else None
+            give_up = fs.flow.give_up_after_ms
+            earliest = fs.give_ups.earliest(self._timer(fs, give_up))
+            oldest = None if earliest is None else earliest - give_up
             out[name] = FlowGauge(fs.pending, oldest, fs.open_breaches, fs.watermark)
         return out
+
+    def pending_starts(self) -> Iterator[tuple[str, str, Ref]]:
+        """``(flow, key, start)`` of every pending start without a breach."""
+        for name, fs in self.flows.items():
+            for key, packed in fs.starts.items():
+                yield name, key, unpack_start(packed, fs.flow.start_topic)[0]
+        for (flow, key), ent in self.entities.items():
+            if ent.start is not None and not ent.done and ent.breach is None:
+                yield flow, key, ent.start
 
     def breaches(self) -> Iterator[Breach]:
         """Current state of every breach this partition still holds (open or retained)."""
@@ -372,6 +533,20 @@ class JoinCore:
                 yield f"{flow}:{key}"
 
     def entity(self, flow: str, key: str) -> Entity | None:
+        fs = self.flows.get(flow)
+        packed = None if fs is None else fs.starts.get(key)
+        if fs is not None and packed is not None:
+            start, pos = unpack_start(packed, fs.flow.start_topic)
+            return Entity(start=start, pos=pos)
+        return self.entities.get((flow, key))
+
+    def state(self, flow: str, key: str) -> Entity | bytes | None:
+        """What the table holds for an entity: its packed start while nothing has happened
+        to it (:func:`pack_start`), else the Entity; None once it is forgotten."""
+        fs = self.flows.get(flow)
+        packed = None if fs is None else fs.starts.get(key)
+        if packed is not None:
+            return packed
         return self.entities.get((flow, key))
 
     def prune_windows(self, before_minute: int) -> list[tuple[str, int]]:
@@ -390,19 +565,36 @@ class JoinCore:
         windows, self.dirty_windows = self.dirty_windows, set()
         return dirty, windows
 
-    def restore_entity(self, ekey: EntityKey, ent: Entity) -> None:
-        """Take over one entity (decoded from the table after a restart or a rebalance) and
-        re-arm its timers; an entity of a flow no longer configured is dropped."""
+    def states(self) -> Iterator[tuple[EntityKey, Entity | bytes]]:
+        """Every entity as :meth:`state` gives it (what the table holds)."""
+        for name, fs in self.flows.items():
+            for key, packed in fs.starts.items():
+                yield (name, key), packed
+        yield from self.entities.items()
+
+    def restore_entity(self, ekey: EntityKey, ent: Entity | bytes) -> None:
+        """Take over one entity (decoded from the table after a restart or a rebalance, or
+        still packed) and re-arm its timers; an entity of a flow no longer configured is
+        dropped."""
         fs = self.flows.get(ekey[0])
         if fs is None:
             return
-        self.entities[ekey] = ent
         flow, key = fs.flow, ekey[1]
+        if isinstance(ent, bytes):
+            unpack_start(ent, flow.start_topic)  # raises ValueError for a broken value
+            fs.starts[key] = ent
+            self._track_pending(fs, key, _start_at(ent))
+            return
+        if ent.start is not None and _untouched(ent):
+            fs.starts[key] = pack_start(ent.start, ent.pos, flow.start_topic)
+            self._track_pending(fs, key, ent.start.at)
+            return
+        self.entities[ekey] = ent
         if ent.start is None:
             assert ent.end is not None
             heapq.heappush(fs.orphans, (ent.end.at + flow.give_up_after_ms, key, ent.end.event_id))
         elif not ent.done:
-            self._track_pending(fs, key, ent.start)
+            self._track_pending(fs, key, ent.start.at)
             fs.open_breaches += ent.breach == "overdue"
         else:
             last = ent.start.at + flow.give_up_after_ms
@@ -416,10 +608,22 @@ class JoinCore:
 
     def restore_all(
         self,
-        entities: Iterable[tuple[EntityKey, Entity]],
+        entities: Iterable[tuple[EntityKey, Entity | bytes]],
         windows: Iterable[tuple[tuple[str, int], WindowStats]] = (),
     ) -> None:
         for ekey, data in entities:
             self.restore_entity(ekey, data)
         for wkey, wdata in windows:
             self.restore_window(wkey, wdata)
+
+
+def _untouched(ent: Entity) -> bool:
+    """A start waiting for its completion that nothing else has happened to."""
+    return (
+        ent.end is None
+        and not ent.done
+        and ent.breach is None
+        and ent.detected_at is None
+        and not ent.out_of_order
+        and not ent.retracted
+    )

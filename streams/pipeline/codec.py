@@ -10,8 +10,11 @@
   unique and increasing (:func:`position`).
 * **table keys and values** of the join state: ``<partition>\\x1f<kind>\\x1f<flow>\\x1f<rest>``
   with kind ``e`` (an entity, rest = its key) or ``w`` (a stats window, rest = its minute),
-  so a partition's rows can be found again after a rebalance; entity values are compact
-  JSON arrays, window values the window's JSON form.
+  so a partition's rows can be found again after a rebalance. An entity value is the
+  core's packed form of a pending start nothing has happened to yet (``S`` and binary
+  fields, :func:`streams.core.join.pack_start`: the bytes the core holds in memory, so
+  the most common row costs no encoding either way) or, for every other entity, a compact
+  JSON array; window values are the window's JSON form.
 * **output records** (``freshness.measurements`` and ``freshness.breaches``, DESIGN
   section 5): key and value bytes of a measurement, a breach and a retraction.
 
@@ -28,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from streams.core.join import Entity, Ref
+from streams.core.join import START_TAG, Entity, Ref, unpack_start
 from streams.core.model import Breach, FlowEvent, Measurement, Side
 from streams.core.watermark import PartitionReport
 from streams.stats.records import WindowStats
@@ -161,6 +164,19 @@ def decode_state_key(raw: bytes) -> StateKey:
         return StateKey(int(partition), kind, flow, rest)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"not a join state key: {raw[:80]!r} ({exc})") from None
+
+
+def encode_state(state: Entity | bytes) -> bytes:
+    """The table value of an entity as :meth:`JoinCore.state` gives it."""
+    return state if isinstance(state, bytes) else encode_entity(state)
+
+
+def decode_state(raw: bytes) -> Entity | bytes:
+    """A table value: a packed start (checked, returned as it is) or a decoded entity."""
+    if raw[:1] == bytes((START_TAG,)):
+        unpack_start(raw, "")  # raises ValueError for a broken value
+        return raw
+    return decode_entity(raw)
 
 
 def encode_entity(ent: Entity) -> bytes:

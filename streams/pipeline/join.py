@@ -163,8 +163,8 @@ class Joiner:
         dirty, windows = core.take_dirty()
         writes = step.writes
         for flow, key in dirty:
-            ent = core.entity(flow, key)
-            value = None if ent is None else codec.encode_entity(ent)
+            state = core.state(flow, key)
+            value = None if state is None else codec.encode_state(state)
             writes.append((codec.entity_key(partition, flow, key), value))
         for flow, minute in windows:
             value = codec.encode_window(core.windows[(flow, minute)])
@@ -201,7 +201,7 @@ class Joiner:
 
 def _read_state(
     partition: int, store: StateStore
-) -> tuple[list[tuple[tuple[str, str], Entity]], list[tuple[tuple[str, int], WindowStats]]]:
+) -> tuple[list[tuple[tuple[str, str], Entity | bytes]], list[tuple[tuple[str, int], WindowStats]]]:
     """The entities and windows of ``partition`` in the table.
 
     A row that cannot be decoded stops the worker (:class:`StateError`) rather than being
@@ -216,7 +216,7 @@ def _read_state(
         try:
             sk = codec.decode_state_key(raw_key)
             if sk.kind == "e":
-                entities.append(((sk.flow, sk.rest), codec.decode_entity(raw_value)))
+                entities.append(((sk.flow, sk.rest), codec.decode_state(raw_value)))
             else:
                 windows.append(((sk.flow, int(sk.rest)), codec.decode_window(raw_value)))
         except ValueError as exc:

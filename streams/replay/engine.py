@@ -217,10 +217,7 @@ class ReplayEngine:
 
     def _pending(self) -> Iterator[tuple[str, int]]:
         counts = {f.name: 0 for f in self.result.flows}
-        for (flow, _), ent in self.core.entities.items():
-            start = ent.start
-            if start is None or ent.done or ent.breach is not None:
-                continue
+        for flow, _, start in self.core.pending_starts():
             if self._in_range(start.source()):
                 counts[flow] += 1
         yield from counts.items()

@@ -182,7 +182,7 @@ def test_export_restore_round_trip_keeps_timers() -> None:
     dirty, windows = c.take_dirty()
     r = core()
     r.restore_all(
-        [(k, codec.decode_entity(codec.encode_entity(e))) for k in dirty if (e := c.entity(*k))],
+        [(k, codec.decode_state(codec.encode_state(e))) for k in dirty if (e := c.state(*k))],
         [(w, codec.decode_window(codec.encode_window(c.windows[w]))) for w in windows],
     )
     assert r.windows == c.windows
@@ -208,3 +208,94 @@ def test_overdue_then_on_time_completion_retracts_the_breach() -> None:
     assert list(c.retractions()) == ["lead:k"]
     assert list(c.breaches()) == []
     assert c.apply(end("k", 4_000), 1).retractions == ["lead:k"]  # replayed: sent again
+
+
+def test_overdue_breaches_come_in_deadline_order_across_slots() -> None:
+    c = core()
+    times = [950, 20, 3_070, 60, 1_999, 0, 2_000, 140]
+    for i, at in enumerate(times):
+        c.apply(start(f"k{i}", at), i)
+    c.apply(end("k3", 100), 9)  # completed: no breach
+    out = c.advance({"e": 7_000})
+    got = [(b.deadline, b.key) for b in out.breaches]
+    due = [(at + 5_000, f"k{i}") for i, at in enumerate(times) if i != 3 and at + 5_000 < 7_000]
+    assert got == sorted(due)
+    assert len(got) == 5
+
+
+def test_a_deadline_inside_the_watermark_s_slot_waits_for_it() -> None:
+    c = core()
+    c.apply(start("a", 1_010), 0)
+    c.apply(start("b", 1_090), 1)  # same 100 ms slot
+    (b,) = c.advance({"e": 6_050}).breaches
+    assert b.key == "a"
+    assert c.advance({"e": 6_090}).breaches == []  # strictly past the deadline only
+    (b2,) = c.advance({"e": 6_091}).breaches
+    assert b2.key == "b"
+
+
+def test_a_new_cycle_of_a_key_is_judged_on_its_own_start_only() -> None:
+    c = core()  # retention 10 s, give up 60 s
+    c.apply(start("k", 0, "first"), 0)
+    c.apply(end("k", 1_000), 1)
+    c.advance({"e": 20_000})  # the first cycle is purged
+    assert c.entity("lead", "k") is None
+    c.apply(start("k", 30_000, "second"), 2)
+    assert c.advance({"e": 34_000}).breaches == []  # the first cycle's timers are stale
+    (b,) = c.advance({"e": 35_001}).breaches
+    assert (b.kind, b.start_event_id, b.deadline) == ("overdue", "second", 35_000)
+    (lost,) = c.advance({"e": 90_001}).breaches
+    assert (lost.kind, lost.start_event_id) == ("lost", "second")
+    assert c.advance({"e": 200_000}).breaches == []
+    assert c.gauges()["lead"].pending == 0
+
+
+def test_an_untouched_start_is_held_packed_and_restored_packed() -> None:
+    c = core()
+    c.apply(start("p", 1_000), 0)
+    c.apply(start("o", 1_000), 1)
+    c.advance({"e": 6_001})  # o and p overdue: both become entities
+    c.apply(start("q", 2_000), 2)
+    state = c.state("lead", "q")
+    assert isinstance(state, bytes)
+    assert not isinstance(c.state("lead", "p"), bytes)
+    r = core()
+    r.restore_all(list(c.states()))
+    assert isinstance(r.state("lead", "q"), bytes)
+    assert r.entity("lead", "q") == c.entity("lead", "q")
+    g, h = r.gauges()["lead"], c.gauges()["lead"]
+    assert (g.pending, g.oldest_pending_started_at, g.open_breaches) == (3, 1_000, 2)
+    assert (h.pending, h.oldest_pending_started_at, h.open_breaches) == (3, 1_000, 2)
+    assert {b.key for b in r.breaches()} == {"o", "p"}
+    (b,) = r.advance({"e": 7_001}).breaches
+    assert (b.key, b.kind) == ("q", "overdue")
+
+
+def test_with_no_retention_a_key_restarted_in_the_same_slot_is_lost_once() -> None:
+    c = JoinCore([FLOW], done_retention_ms=0)
+    c.apply(start("k", 0, "first"), 0)
+    c.apply(end("k", 10), 1)
+    c.advance({"e": 11})  # purged at once
+    c.apply(start("k", 20, "second"), 2)  # its timers lie in the first one's slots
+    (overdue,) = c.advance({"e": 5_021}).breaches
+    assert (overdue.kind, overdue.start_event_id) == ("overdue", "second")
+    (lost,) = c.advance({"e": 60_021}).breaches
+    assert (lost.kind, lost.start_event_id) == ("lost", "second")
+    assert sum(w.lost for w in c.windows.values()) == 1
+    assert c.gauges()["lead"].pending == 0
+
+
+def test_the_wheel_hands_out_each_due_key_once_and_keeps_only_what_is_not_due() -> None:
+    from streams.core.join import _Wheel
+
+    times = {"a": 1_010, "b": 1_090, "c": 1_250}
+    wheel = _Wheel()
+    for key, at in times.items():
+        wheel.add(at, key)
+    wheel.add(1_020, "stale")  # its key now has another time, in another slot
+    times["stale"] = 5_000
+    assert wheel.due(1_050, times.get) == [(1_010, "a")]
+    assert wheel.slots == {10: ["b"], 12: ["c"]}
+    assert wheel.due(2_000, times.get) == [(1_090, "b"), (1_250, "c")]
+    assert wheel.slots == {}
+    assert wheel.earliest(times.get) is None

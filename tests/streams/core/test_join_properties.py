@@ -236,7 +236,7 @@ def test_crash_and_replay_loses_nothing(
     delivered = run(steps[:crash], first)[:commit]
     second = JoinCore(FLOWS, done_retention_ms=10**9)
     second.restore_all(  # through the bytes the table would hold
-        [(k, codec.decode_entity(codec.encode_entity(e))) for k, e in first.entities.items()],
+        [(k, codec.decode_state(codec.encode_state(e))) for k, e in first.states()],
         [(w, codec.decode_window(codec.encode_window(s))) for w, s in first.windows.items()],
     )
     delivered.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.join import Entity, Ref
+from streams.core.join import Entity, Ref, pack_start, unpack_start
 from streams.core.model import FlowEvent
 from streams.core.watermark import PartitionReport
 from streams.pipeline import codec
@@ -122,3 +122,34 @@ def test_windows_round_trip_and_refuse_garbage() -> None:
 
 def test_output_records_have_the_contract_keys() -> None:
     assert codec.retraction_kv("lead:k") == (b"lead:k", None)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        Ref("lead-0123456789abcdef01234567", 1_700_000_000_123, "funnel.lead.captured", 7, 10**9),
+        Ref("s", 1, "", -1, -1),  # no source (built in tests and replays)
+        Ref("ünïcode-id", -5, "some.other.topic", 0, 0),  # a start topic not the flow's
+    ],
+)
+def test_a_pending_start_is_its_own_table_value(ref: Ref) -> None:
+    raw = pack_start(ref, 123 << 16 | 4, "funnel.lead.captured")
+    assert codec.decode_state(codec.encode_state(raw)) == raw
+    assert unpack_start(raw, "funnel.lead.captured") == (ref, 123 << 16 | 4)
+    ent = Entity(start=ref, pos=9)
+    assert codec.decode_state(codec.encode_state(ent)) == ent
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"S",
+        b"S" + bytes(20),
+        pack_start(Ref("e", 1, "t", 0, 5), 1, "t")[:-1],  # no event id left
+        pack_start(Ref("e", 1, "x", 0, 5), 1, "t")[:31],  # topic cut short
+        pack_start(Ref("e", 1, "t", 0, 5), 1, "t")[:30] + b"\xff\xfe",
+    ],
+)
+def test_decode_state_refuses_a_broken_packed_start(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a packed start"):
+        codec.decode_state(raw)
