@@ -226,7 +226,7 @@ def log_lines(path: Path) -> int:
     return len(path.read_bytes().splitlines())
 
 
-READY_LINE = "[INFO] Ready"
+READY_LINE = "[^Worker]: Ready"
 """What a Faust worker logs once it has started (at the harness's INFO level)."""
 
 
@@ -291,7 +291,7 @@ async def read_to_end(reader: OutputReader, timeout_s: float = 60) -> None:
     parts = consumer.assignment()
     ends = await consumer.end_offsets(list(parts))
     deadline = time.monotonic() + timeout_s
-    while any(await consumer.position(tp) < ends[tp] for tp in parts):
+    while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
         if time.monotonic() > deadline:
             pytest.fail("the output topics were not read to their end")
         await reader.poll()
