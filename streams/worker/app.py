@@ -28,6 +28,7 @@ overtakes the events it accounts for.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +74,23 @@ def quiet_root_logger() -> None:
     levels = [h.level for h in root.handlers]
     if levels and min(levels) > root.level:
         root.setLevel(min(levels))
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic collector's thresholds in a worker (Python's defaults: 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Collect the cyclic garbage less often: a worker allocates several short-lived
+    objects per event and holds hundreds of thousands of long-lived ones (entities that are
+    done and retained), and with the default thresholds the collections that walk them took
+    half the join's time per completion (15.9 vs 7.7 µs in a 200,000-entity core). Young
+    garbage waits for 50,000 allocations instead of 700 (a few MB at most); nothing is
+    collected less surely. ``gc.freeze`` moves what start-up made (modules, Faust's app)
+    out of every later collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass
@@ -137,6 +155,7 @@ def faust_app(settings: Settings) -> faust.App:
     async def on_app_start() -> None:
         quiet_root_logger()
         install_repeat_filter()
+        tune_gc()
 
     app.task(on_app_start)
     return app
@@ -197,13 +216,16 @@ def add_join_agent(
 
     @app.agent(flow_topic, name="join", concurrency=1)
     async def join_agent(stream: Any) -> None:
-        async for event in stream.events():
+        # Acked by hand once its step is done: Faust acks in the stream's ``finally``, so a
+        # step that raised (a full disk) had its message committed, and lost on restart.
+        async for event in stream.noack().events():
             partition = event.message.partition
             step = joiner.on_message(partition, event.message.offset, event.value, store, clock())
             out = writer.apply(partition, step.writes) if step.writes else []
             out.extend([(topic, key, value, None) for topic, key, value in step.records])
             if out:
                 writer.track(partition, await sender.send_batch(out))
+            await stream.ack(event)
 
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         joiner.forget_all()
