@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from streams import topics
 from streams.core.clock import Clock, now_ms
@@ -161,6 +162,8 @@ class InputReader:
     async def _commit_or_retry_later(self) -> None:
         try:
             await self.commit()
+        except CommitFailedError:  # the group rebalanced under the commit (the kill -9 test)
+            log.warning("commit failed: the group rebalanced; what it held is read again")
         except Exception as exc:
             if not retriable(exc):  # e.g. not authorized: retrying cannot fix it
                 raise fatal(exc, "the input reader") from exc
