@@ -55,6 +55,10 @@ the two): the effect of a change, measured side by side. Each (c)/(o)/(k) run al
 the process's CPU time per input event between its first and last output (all threads,
 from ``/proc``).
 
+``--c-src DIR`` runs (c) from another tree, e.g. a ``git worktree`` of ``HEAD``: the
+working tree is shared, and others' edits in progress would otherwise be what (c) measures
+(the result file names the commit and any changed ``streams/`` files of both trees).
+
 ``--profile FILE`` runs the worker under cProfile (main thread, in a bench-only launcher:
 no hook in product code) and also samples the CPU time of every thread of the worker from
 ``/proc`` (the aiokafka consumer runs in a thread of its own).
@@ -70,6 +74,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -692,8 +697,22 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
         "ratios": ratios(med),
         "goals": {"c_events_per_s": 50_000, "c_over_b": 15, "c_over_k_warm": 1},
         "runs": {w: v for w, v in runs.items() if v},
+        "source": source_of(args.c_src or ROOT),
+        "other_src": None if args.other_src is None else source_of(args.other_src),
         "machine": machine(kafka),
     }
+
+
+def source_of(tree: Path) -> dict[str, Any]:
+    """The commit a worker ran from, and the files of ``streams/`` that differed from it
+    (the working tree is shared, so (c) may run edits not yet committed)."""
+
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", *cmd], cwd=tree, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "streams").splitlines()
+    return {"path": str(tree), "commit": git("rev-parse", "--short", "HEAD"), "dirty": changed}
 
 
 CONTENDERS = {
@@ -718,7 +737,8 @@ async def _one_run(
     if who == "b":
         return {"b": await run_naive(bootstrap, home, n, args.timeout)}
     if who == "c":
-        return {"c": await run_worker(bootstrap, home, n, inputs, args.timeout, args.profile)}
+        src = args.c_src
+        return {"c": await run_worker(bootstrap, home, n, inputs, args.timeout, args.profile, src)}
     if who == "k":
         res = await run_kstreams(bootstrap, home, n, flows, args.timeout)
         return {f"k_{p}": r for p, r in res.items()}
@@ -758,6 +778,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=None,
         help="a source tree (e.g. a git worktree of an older commit) whose worker runs as 'o'",
+    )
+    p.add_argument(
+        "--c-src",
+        type=Path,
+        default=None,
+        help="run (c) from this tree (e.g. a git worktree of HEAD: the shared working tree "
+        "may hold others' edits in progress) instead of this one",
     )
     p.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
     p.add_argument("--profile", type=Path, default=None, help="cProfile the worker into FILE")
