@@ -32,6 +32,15 @@ INPUT_TOPICS: tuple[str, ...] = (
 )
 """The input topics of the packaged default flows (a custom ``FRESHNESS_FLOWS`` names its own)."""
 
+MESSAGE_MAX_BYTES = 4 * 1024 * 1024
+"""The largest record batch the monitor's Kafka must take (broker ``message.max.bytes`` and
+``replica.fetch.max.bytes``, topic ``max.message.bytes``): four times the decoder's 1 MiB
+record limit (:data:`streams.pipeline.quarantine.MAX_RECORD_BYTES`), so a record just over
+that limit reaches the worker and is quarantined as ``too_large`` rather than refused by
+Kafka, leaving the producer with an error and the monitor with no trace of it. Kafka's own
+default (1,048,588 bytes) is below 1 MiB plus a batch header. The embedded broker and
+``docker-compose.yml`` use it; the worker's input fetch (8 MiB a partition) is above it."""
+
 MEASUREMENTS = "freshness.measurements"
 BREACHES = "freshness.breaches"
 QUARANTINE = "freshness.quarantine"

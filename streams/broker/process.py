@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.errors import BrokerError
+from streams.topics import MESSAGE_MAX_BYTES
 
 LOG_TAIL_LINES = 25
 DEFAULT_JVM_OPTS: tuple[str, ...] = (
@@ -142,10 +143,10 @@ def render_properties(config: BrokerConfig) -> str:
         # Topics are created on purpose (`freshness topics create`, ensure_topics, Faust's
         # own declarations); a typo in a topic name must fail, not create a 1-partition topic.
         "auto.create.topics.enable": "false",
-        # Records up to 1 MiB must reach the monitor so it can quarantine oversize ones
-        # (reason too_large) instead of the producer failing: allow 4 MiB on the wire.
-        "message.max.bytes": str(4 * 1024 * 1024),
-        "replica.fetch.max.bytes": str(4 * 1024 * 1024),
+        # Records over 1 MiB must reach the monitor so it can quarantine them (reason
+        # too_large) instead of the producer failing: see topics.MESSAGE_MAX_BYTES.
+        "message.max.bytes": str(MESSAGE_MAX_BYTES),
+        "replica.fetch.max.bytes": str(MESSAGE_MAX_BYTES),
     }
     if config.sasl_ssl is not None:
         props.update(_sasl_ssl_properties(config.host, config.sasl_ssl, props))
