@@ -197,8 +197,10 @@ def log_times(log: Path) -> dict[str, float]:
     (and ``bulk_restore``: the seconds the ``--patch bulk-restore`` step says it took)."""
     out: dict[str, float] = {}
     for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("bulk restore: "):
-            out["bulk_restore"] = float(line.rsplit(" ", 1)[1].rstrip("s"))
+        if line.startswith("bulk restore: "):  # "bulk restore: [N] records in S.SSs"
+            words = line.split()
+            out["bulk_restore"] = float(words[-1].rstrip("s"))
+            out["bulk_restored_records"] = float(words[2].strip("[]") or 0)
         m = _STAMP.match(line)
         if m is None:
             continue
@@ -330,6 +332,7 @@ def timeline(rnd: Round, logged: dict[str, float], first_output: float) -> dict[
     out: dict[str, Any] = {"killed_to_restart_s": round(t0 - rnd.killed_at, 2)}
     if "bulk_restore" in logged:
         out["bulk_restore_s"] = logged["bulk_restore"]
+        out["bulk_restored_records"] = int(logged["bulk_restored_records"])
     for name in LOG_LINES:
         if name in logged:
             out[f"{name}_s"] = round(logged[name] - t0, 2)
