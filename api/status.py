@@ -554,13 +554,25 @@ def page(
         title=_e(title),
         nav=nav,
         controls=controls,
-        body=body,
+        body=_blind_notice(model) + body,
         rendered_at=str(model.clock()),
         refresh="on" if refresh else "off",
         style=_STYLE,
         script=_SCRIPT,
     )
     return HTMLResponse(text, status_code=status, headers=_HEADERS)
+
+
+def _blind_notice(model: ReadModel) -> str:
+    """While Kafka is silent, a notice that the page is the last state read (empty else)."""
+    source = model.source_view(model.clock())
+    if source.connected:
+        return ""
+    seconds = source.stale_for_ms // 1000
+    return (
+        '<p class="panel firing" id="kafka-unreachable">Kafka is not answering: this is the '
+        f"last state read, {seconds} s old.</p>"
+    )
 
 
 def _problem(model: ReadModel, exc: Exception, here: str) -> HTMLResponse:

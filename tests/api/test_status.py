@@ -370,3 +370,15 @@ async def test_what_the_page_shows_is_escaped(
     page = await web.get("/entities/lead_to_posthog/" + key)
     assert page.status_code == 200
     assert key not in page.text
+
+
+async def test_the_pages_say_when_kafka_is_not_answering(
+    model: ReadModel, web: httpx.AsyncClient
+) -> None:
+    assert 'id="kafka-unreachable"' not in (await web.get("/")).text
+    model.progress.heard(NOW - 42_000)
+    model.progress.silent(NOW - 42_000, "kafka: unreachable since ...")
+    for path in ("/", "/breaches"):
+        page = (await web.get(path)).text
+        assert 'id="kafka-unreachable"' in page
+        assert "last state read, 42 s old" in page
