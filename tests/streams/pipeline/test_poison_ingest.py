@@ -207,7 +207,9 @@ def test_every_record_ends_in_exactly_one_place(batch: list[Case]) -> None:
                 assert rec["reason"] in case.expect, (case, rec["detail"])
             else:
                 assert case.expect != "events", (case, rec["detail"])
-        elif not forwarded[i]:
+        elif forwarded[i]:
+            assert case.expect in ("events", None), f"record {i} was forwarded: {case}"
+        else:
             unmatched += 1
             assert case.expect is None, case
     assert unmatched == result.unmatched
