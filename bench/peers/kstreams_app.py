@@ -24,7 +24,11 @@ import orjson
 from streams.core.model import CompletionFilter, Flow
 from streams.process import Child
 
-SOURCE = Path(__file__).resolve().parent / "kstreams"
+SOURCE = Path(
+    os.environ.get("BENCH_KSTREAMS_SOURCE") or Path(__file__).resolve().parent / "kstreams"
+)
+"""The Maven project to build; ``BENCH_KSTREAMS_SOURCE`` names another (a deliberately broken
+copy, to see the bench refuse its output)."""
 CACHE = Path.home() / ".cache" / "funnel-freshness" / "kstreams"
 JAR_NAME = "kstreams-join.jar"
 PASS_PREFIX = "KSTREAMS_PASS "
