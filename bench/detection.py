@@ -81,6 +81,7 @@ from throughput import (
     preload,
     reset_topics,
     run_worker,
+    source_of,
     thread_cpu,
     worker_child,
 )
@@ -183,7 +184,7 @@ class Sent:
 async def send_traffic(bootstrap: str, planned: list[Planned], never: set[str]) -> Sent:
     """Send ``planned`` open loop: every :data:`SEND_EVERY_S`, whatever has come due, in one
     producer batch per partition, stamped with the wall clock of that moment."""
-    p = kafka.new_producer(KafkaConnection(bootstrap), acks=1)
+    p = kafka.new_producer(KafkaConnection(bootstrap), acks=1, max_batch_size=1024 * 1024)
     await p.start()
     try:
         names = sorted({t for x in planned for t in (x.flow.start_topic, x.flow.end_topic)})
@@ -215,26 +216,31 @@ async def send_traffic(bootstrap: str, planned: list[Planned], never: set[str]) 
 
 
 async def _send_due(p: Any, due: Sequence[Encoded], sent: Sent) -> list[Any]:
-    """One batch per (topic, partition) of ``due``, each record stamped now."""
+    """One batch per (topic, partition) of ``due``, each record stamped now, handed to the
+    producer concurrently: ``send_batch`` waits until the partition's previous batch has
+    left, and one after the other those waits would add up to the generator falling
+    behind."""
     now = time.time_ns() // 1_000_000
     stamp = str(now).encode()
-    batches: dict[tuple[str, int], Any] = {}
-    futures = []
+    batches: dict[tuple[str, int], list[Any]] = {}
     for x in due:
         if x.ident is not None:
             sent.started_at[x.ident] = now
-        where = (x.topic, x.partition)
-        batch = batches.get(where)
-        if batch is None:
-            batch = batches[where] = p.create_batch()
+        chain = batches.get((x.topic, x.partition))
+        if chain is None:
+            chain = batches[(x.topic, x.partition)] = [p.create_batch()]
         value = x.head + stamp + x.tail
-        if batch.append(key=x.key, value=value, timestamp=None) is None:  # full
-            futures.append(await p.send_batch(batch, x.topic, partition=x.partition))
-            batch = batches[where] = p.create_batch()
-            batch.append(key=x.key, value=value, timestamp=None)
-    for (topic, part), batch in batches.items():
-        futures.append(await p.send_batch(batch, topic, partition=part))
-    return futures
+        if chain[-1].append(key=x.key, value=value, timestamp=None) is None:  # full
+            chain.append(p.create_batch())
+            chain[-1].append(key=x.key, value=value, timestamp=None)
+    chains = await asyncio.gather(*(_send_chain(p, tp, c) for tp, c in batches.items()))
+    return [f for futures in chains for f in futures]
+
+
+async def _send_chain(p: Any, where: tuple[str, int], chain: list[Any]) -> list[Any]:
+    """Hand ``chain`` (batches of one partition, in order) to the producer; their delivery
+    futures."""
+    return [await p.send_batch(b, where[0], partition=where[1]) for b in chain]
 
 
 class BreachWatcher:
@@ -511,6 +517,7 @@ def _result(
         "worker_cpu_s_during_traffic": round(live.cpu_s, 1),
         "worker_cores_during_traffic": round(live.cpu_s / sent.elapsed_s, 2),
         "worker_settings": "defaults",
+        "source": source_of(ROOT),
         "machine": machine(kafka),
     }
 
