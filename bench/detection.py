@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,9 +181,12 @@ class Sent:
     max_behind_s: float = 0.0
 
 
-async def send_traffic(bootstrap: str, planned: list[Planned], never: set[str]) -> Sent:
+async def send_traffic(
+    bootstrap: str, planned: list[Planned], never: set[str], begin: Callable[[], None]
+) -> Sent:
     """Send ``planned`` open loop: every :data:`SEND_EVERY_S`, whatever has come due, in one
-    producer batch per partition, stamped with the wall clock of that moment."""
+    producer batch per partition, stamped with the wall clock of that moment. ``begin`` is
+    called once every record is encoded, right before the first is due."""
     p = kafka.new_producer(KafkaConnection(bootstrap), acks=1, max_batch_size=1024 * 1024)
     await p.start()
     try:
@@ -193,6 +196,7 @@ async def send_traffic(bootstrap: str, planned: list[Planned], never: set[str]) 
         dues = [x.due for x in planned]
         sent = Sent()
         futures = []
+        begin()
         t0 = time.monotonic()
         i = 0
         while i < len(items):
@@ -386,17 +390,23 @@ async def run_live(
     try:
         await _wait_caught_up(worker, watcher, since, len(flows))
         print(f"worker caught up; sending {len(planned)} records", flush=True)
-        cpu0 = sum(thread_cpu(worker).values())
-        load0 = os.getloadavg()[0]
-        watcher.max_lag_since_ms = time.time_ns() // 1_000_000
         stop = asyncio.Event()
-        backlog = asyncio.create_task(sample_backlog(bootstrap, app_id, flow_topics(flows), stop))
-        sent = await send_traffic(bootstrap, planned, never)
-        cpu = sum(thread_cpu(worker).values()) - cpu0
-        load = (round(load0, 2), round(os.getloadavg()[0], 2))
+        mark: dict[str, Any] = {}
+
+        def begin() -> None:
+            """The traffic starts now (the records are encoded): start counting."""
+            mark["cpu0"] = sum(thread_cpu(worker).values())
+            mark["load0"] = os.getloadavg()[0]
+            watcher.max_lag_since_ms = time.time_ns() // 1_000_000
+            inputs = flow_topics(flows)
+            mark["backlog"] = asyncio.create_task(sample_backlog(bootstrap, app_id, inputs, stop))
+
+        sent = await send_traffic(bootstrap, planned, never, begin)
+        cpu = sum(thread_cpu(worker).values()) - mark["cpu0"]
+        load = (round(mark["load0"], 2), round(os.getloadavg()[0], 2))
         await _wait_detected(worker, watcher, sent, flows, never)
         stop.set()
-        samples = await backlog
+        samples = await mark["backlog"]
     finally:
         watcher.stop.set()
         await watch
