@@ -37,7 +37,16 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from streams.core.model import Breach, BreachKind, Flow, FlowEvent, Measurement, Outputs, Source
+from streams.core.model import (
+    Breach,
+    BreachKind,
+    EventRow,
+    Flow,
+    FlowEvent,
+    Measurement,
+    Outputs,
+    Source,
+)
 from streams.stats.records import WindowStats
 
 MINUTE_MS = 60_000
@@ -230,23 +239,44 @@ class JoinCore:
 
     def apply(self, ev: FlowEvent, pos: int) -> Outputs:
         """Apply one flow event read at position ``pos`` of the join's input."""
-        fs = self.flows.get(ev.flow)
+        out = Outputs()
+        self.apply_row(
+            (
+                ev.flow,
+                ev.key,
+                ev.side,
+                ev.event_id,
+                ev.occurred_at,
+                ev.topic,
+                ev.partition,
+                ev.offset,
+            ),
+            pos,
+            out,
+        )
+        return out
+
+    def apply_row(self, row: EventRow, pos: int, out: Outputs) -> None:
+        """:meth:`apply` for a flow event given as the tuple of its fields, adding what it
+        produces to ``out`` (the worker's path: no FlowEvent and no Outputs per event)."""
+        flow, key, side, event_id, at, topic, partition, offset = row
+        fs = self.flows.get(flow)
         if fs is None:
-            return Outputs()
-        key = ev.key
-        ekey = (ev.flow, key)
+            return
+        ekey = (flow, key)
         packed = fs.starts.get(key)
         ent: Entity | None
         if packed is not None:
-            if ev.side == "start":  # a repeat or another start: the first start wins
-                return Outputs()
+            if side == "start":  # a repeat or another start: the first start wins
+                return
             ent = self._unpack(fs, key, packed)
         else:
             ent = self.entities.get(ekey)
-        ref = Ref(ev.event_id, ev.occurred_at, ev.topic, ev.partition, ev.offset)
-        if ev.side == "start":
-            return self._on_start(fs, ekey, ent, ref, pos)
-        return self._on_end(fs, ekey, ent, ref, pos)
+        ref = Ref(event_id, at, topic, partition, offset)
+        if side == "start":
+            self._on_start(fs, ekey, ent, ref, pos, out)
+        else:
+            self._on_end(fs, ekey, ent, ref, pos, out)
 
     def _unpack(self, fs: _FlowState, key: str, packed: bytes) -> Entity:
         """Turn a packed pending start into an Entity (something is about to happen to it)."""
@@ -256,49 +286,50 @@ class JoinCore:
         return ent
 
     def _on_start(
-        self, fs: _FlowState, ekey: EntityKey, ent: Entity | None, ref: Ref, pos: int
-    ) -> Outputs:
+        self, fs: _FlowState, ekey: EntityKey, ent: Entity | None, ref: Ref, pos: int, out: Outputs
+    ) -> None:
         if ent is not None and ent.start is not None:
             if ent.start.event_id == ref.event_id:
-                return self._replayed(fs, ekey, ent, pos)
-            return Outputs()
+                self._replayed(fs, ekey, ent, pos, out)
+            return
         if ent is None:
             fs.starts[ekey[1]] = pack_start(ref, pos, fs.flow.start_topic)
             self.dirty.add(ekey)
             self._track_pending(fs, ekey[1], ref.at)
-            return Outputs()
+            return
         # a completion was waiting for this start
         ent.start = ref
         ent.out_of_order = True
         ent.pos = pos
         self.dirty.add(ekey)
         fs.pending += 1
-        return self._complete(fs, ekey, ent)
+        self._complete(fs, ekey, ent, out)
 
     def _on_end(
-        self, fs: _FlowState, ekey: EntityKey, ent: Entity | None, ref: Ref, pos: int
-    ) -> Outputs:
+        self, fs: _FlowState, ekey: EntityKey, ent: Entity | None, ref: Ref, pos: int, out: Outputs
+    ) -> None:
         if ent is None:
             self.entities[ekey] = Entity(end=ref, pos=pos)
             self.dirty.add(ekey)
             heapq.heappush(fs.orphans, (ref.at + fs.flow.give_up_after_ms, ekey[1], ref.event_id))
-            return Outputs()
+            return
         if ent.end is not None:
             if ent.end.event_id == ref.event_id:
-                return self._replayed(fs, ekey, ent, pos)
-            return Outputs()
+                self._replayed(fs, ekey, ent, pos, out)
+            return
         if ent.done:  # declared lost before this completion came: lost is final
-            return Outputs()
+            return
         ent.end = ref
         ent.pos = pos
         self.dirty.add(ekey)
-        return self._complete(fs, ekey, ent)
+        self._complete(fs, ekey, ent, out)
 
-    def _replayed(self, fs: _FlowState, ekey: EntityKey, ent: Entity, pos: int) -> Outputs:
+    def _replayed(
+        self, fs: _FlowState, ekey: EntityKey, ent: Entity, pos: int, out: Outputs
+    ) -> None:
         """A message at or before the entity's position is being processed again."""
-        if pos > ent.pos or not ent.done:
-            return Outputs()
-        return self._outcome_outputs(fs, ekey[1], ent)
+        if pos <= ent.pos and ent.done:
+            self._outcome_outputs(fs, ekey[1], ent, out)
 
     # -- outcomes ----------------------------------------------------------------------
 
@@ -307,7 +338,7 @@ class JoinCore:
         fs.deadlines.add(started_at + fs.flow.target_ms, key)
         fs.give_ups.add(started_at + fs.flow.give_up_after_ms, key)
 
-    def _complete(self, fs: _FlowState, ekey: EntityKey, ent: Entity) -> Outputs:
+    def _complete(self, fs: _FlowState, ekey: EntityKey, ent: Entity, out: Outputs) -> None:
         assert ent.start is not None
         assert ent.end is not None
         flow = fs.flow
@@ -333,17 +364,15 @@ class JoinCore:
             fs.purges,
             (max(ent.start.at, ent.end.at) + self.done_retention_ms, ekey[1], ent.start.event_id),
         )
-        return self._outcome_outputs(fs, ekey[1], ent)
+        self._outcome_outputs(fs, ekey[1], ent, out)
 
-    def _outcome_outputs(self, fs: _FlowState, key: str, ent: Entity) -> Outputs:
-        out = Outputs()
+    def _outcome_outputs(self, fs: _FlowState, key: str, ent: Entity, out: Outputs) -> None:
         if ent.start is not None and ent.end is not None:
             out.measurements.append(self._measurement(fs.flow, key, ent))
         if ent.breach is not None:
             out.breaches.append(self._breach(fs.flow, key, ent))
         if ent.retracted:
             out.retractions.append(f"{fs.flow.name}:{key}")
-        return out
 
     @staticmethod
     def _measurement(flow: Flow, key: str, ent: Entity) -> Measurement:

@@ -72,6 +72,11 @@ class FlowEvent:
     offset: int = -1
 
 
+EventRow = tuple[str, str, Side, str, int, str, int, int]
+"""A flow event's fields as a tuple, in :class:`FlowEvent`'s order (what the worker's join
+applies: a tuple costs a tenth of a frozen dataclass)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a record was read: input topic, partition and offset."""

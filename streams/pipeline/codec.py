@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from streams.core.join import START_TAG, Entity, Ref, unpack_start
-from streams.core.model import Breach, FlowEvent, Measurement, Side
+from streams.core.model import Breach, EventRow, FlowEvent, Measurement, Side, Source
 from streams.core.watermark import PartitionReport
 from streams.stats.records import WindowStats
 
@@ -109,16 +109,23 @@ def encode_tick(now: int, reports: Iterable[PartitionReport], counts: dict[str, 
 
 def decode(raw: bytes | None) -> list[FlowEvent] | Tick:
     """Decode a flow-events message; raises ValueError for anything this code did not write."""
+    msg = decode_rows(raw)
+    if isinstance(msg, Tick):
+        return msg
+    return [FlowEvent(*row) for row in msg]
+
+
+def decode_rows(raw: bytes | None) -> list[EventRow] | Tick:
+    """:func:`decode` with the events as tuples of their fields (what the join applies)."""
     try:
         obj: Any = orjson.loads(raw)  # type: ignore[arg-type]
         if "e" in obj:
-            events = [
-                FlowEvent(f, k, _SIDES[s], eid, at, t, p, o)
-                for f, k, s, eid, at, t, p, o in obj["e"]
+            rows: list[EventRow] = [
+                (f, k, _SIDES[s], eid, at, t, p, o) for f, k, s, eid, at, t, p, o in obj["e"]
             ]
-            if len(events) > MAX_EVENTS_PER_MESSAGE:
-                raise ValueError(f"{len(events)} events in one message")
-            return events
+            if len(rows) > MAX_EVENTS_PER_MESSAGE:
+                raise ValueError(f"{len(rows)} events in one message")
+            return rows
         return Tick(
             now=int(obj["tick"]),
             reports=tuple(
@@ -244,17 +251,53 @@ def _ref_in(data: Sequence[Any] | None) -> Ref | None:
 
 
 def measurement_kv(m: Measurement) -> tuple[bytes, bytes]:
-    """Key and value of a ``freshness.measurements`` record.
-
-    orjson writes dataclasses (nested ones too) as objects in field order: the same bytes as
-    ``orjson.dumps(asdict(m))``, ten times faster.
-    """
-    return f"{m.flow}:{m.key}".encode(), orjson.dumps(m)
+    """Key and value of a ``freshness.measurements`` record: the same bytes as
+    ``orjson.dumps(asdict(m))``, from a dict built here in field order. (orjson serializes a
+    dataclass with slots through its slow path, 9 µs a measurement; this is 2 µs.)"""
+    value = {
+        "flow": m.flow,
+        "key": m.key,
+        "start_event_id": m.start_event_id,
+        "end_event_id": m.end_event_id,
+        "started_at": m.started_at,
+        "completed_at": m.completed_at,
+        "lag_ms": m.lag_ms,
+        "target_ms": m.target_ms,
+        "on_time": m.on_time,
+        "clock_skew": m.clock_skew,
+        "out_of_order": m.out_of_order,
+        "start_source": _source(m.start_source),
+        "end_source": _source(m.end_source),
+    }
+    return f"{m.flow}:{m.key}".encode(), orjson.dumps(value)
 
 
 def breach_kv(b: Breach) -> tuple[bytes, bytes]:
-    """Key and value of a ``freshness.breaches`` record (the breach's current state)."""
-    return b.breach_id.encode(), orjson.dumps(b)
+    """Key and value of a ``freshness.breaches`` record (the breach's current state), the
+    same bytes as ``orjson.dumps(asdict(b))``, built like :func:`measurement_kv`."""
+    value = {
+        "breach_id": b.breach_id,
+        "flow": b.flow,
+        "key": b.key,
+        "kind": b.kind,
+        "status": b.status,
+        "started_at": b.started_at,
+        "deadline": b.deadline,
+        "detected_at": b.detected_at,
+        "completed_at": b.completed_at,
+        "lag_ms": b.lag_ms,
+        "target_ms": b.target_ms,
+        "start_event_id": b.start_event_id,
+        "start_source": _source(b.start_source),
+        "end_source": _source(b.end_source),
+    }
+    return b.breach_id.encode(), orjson.dumps(value)
+
+
+def _source(src: Source | None) -> dict[str, Any] | None:
+    if src is None:
+        return None
+    return {"topic": src.topic, "partition": src.partition, "offset": src.offset}
 
 
 def retraction_kv(breach_id: str) -> tuple[bytes, None]:

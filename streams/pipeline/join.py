@@ -111,16 +111,18 @@ class Joiner:
         step = Step()
         part = self._partition(partition, store, step)
         try:
-            msg = codec.decode(raw)
+            msg = codec.decode_rows(raw)
         except ValueError as exc:
             self._quarantine(partition, offset, raw, str(exc), step, now)
             return step
         if isinstance(msg, Tick):
             self._on_tick(partition, part, msg, step, now)
         else:
-            apply, position = part.core.apply, codec.position
-            for i, ev in enumerate(msg):
-                self._emit(apply(ev, position(offset, i)), step)
+            out = Outputs()
+            apply, base = part.core.apply_row, codec.position(offset, 0)
+            for i, row in enumerate(msg):
+                apply(row, base | i, out)
+            self._emit(out, step)
         self._collect_writes(partition, part, step)
         return step
 

@@ -3,10 +3,13 @@ not write, and join positions stay unique at the per-message cap."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
+import orjson
 import pytest
 
 from streams.core.join import Entity, Ref, pack_start, unpack_start
-from streams.core.model import FlowEvent
+from streams.core.model import Breach, FlowEvent, Measurement, Source
 from streams.core.watermark import PartitionReport
 from streams.pipeline import codec
 from streams.stats.records import WindowStats
@@ -153,3 +156,15 @@ def test_a_pending_start_is_its_own_table_value(ref: Ref) -> None:
 def test_decode_state_refuses_a_broken_packed_start(raw: bytes) -> None:
     with pytest.raises(ValueError, match="not a packed start"):
         codec.decode_state(raw)
+
+
+@pytest.mark.parametrize("with_sources", [True, False])
+def test_output_records_are_the_bytes_of_the_dataclasses_as_dicts(with_sources: bool) -> None:
+    src = Source("funnel.lead.captured", 3, 10**12) if with_sources else None
+    end = Source("funnel.contact.created", 0, 7) if with_sources else None
+    m = Measurement("f", "k", "s1", "e1", 1, 9, 8, 5, False, True, True, src, end)
+    assert codec.measurement_kv(m) == (b"f:k", orjson.dumps(asdict(m)))
+    b = Breach("f:k", "f", "k", "late", "closed", 1, 6, 9, 9, 8, 5, "s1", src, end)
+    assert codec.breach_kv(b) == (b"f:k", orjson.dumps(asdict(b)))
+    o = Breach("f:k", "f", "k", "overdue", "open", 1, 6, 7, None, None, 5, "s1", src, None)
+    assert codec.breach_kv(o) == (b"f:k", orjson.dumps(asdict(o)))
