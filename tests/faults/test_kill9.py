@@ -38,11 +38,11 @@ APP = "kill9"
 FLOWS = load_flows(None)
 KILLS = 10
 SEED = 13
-SIM_SECONDS = 95
+SIM_SECONDS = 120
 RATE = 60
 SESSION_TIMEOUT_MS = "6000"
 """The settings' minimum: a killed member leaves its group 6 s later, not 10 s."""
-KILL_AFTER_S = (0.5, 5.0)
+KILL_AFTER_S = (0.3, 3.0)
 """A kill lands this long (uniform) after the victim said it was ready."""
 
 
