@@ -327,7 +327,7 @@ async def measure_max(
     await preload(bootstrap, funnel_records(flows, n, int(time.time() * 1000)))
     runs = []
     for r in range(args.max_runs):
-        res = await run_worker(bootstrap, home, n, inputs, 600.0)
+        res = await run_worker(bootstrap, home, n, inputs, 600.0, src=args.src)
         print(f"max run {r + 1}: {res['events_per_s']} events/s", flush=True)
         runs.append(res["events_per_s"])
     await reset_topics(bootstrap, [*inputs, *WORKER_OUTPUTS])
@@ -354,7 +354,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path, kafka: str
             maximum = {"median_events_per_s": args.max_rate, "how": "--max-rate"}
         rate = args.load * maximum["median_events_per_s"]
     planned, never = plan(flows, rate, args.seconds, args.missing, args.seed)
-    live = await run_live(bootstrap, home, flows, planned, never)
+    live = await run_live(bootstrap, home, flows, planned, never, args.src)
     return _result(args, kafka, rate, maximum, len(planned), never, live)
 
 
@@ -371,15 +371,23 @@ class Live:
 
 
 async def run_live(
-    bootstrap: str, home: Path, flows: Sequence[Flow], planned: list[Planned], never: set[str]
+    bootstrap: str,
+    home: Path,
+    flows: Sequence[Flow],
+    planned: list[Planned],
+    never: set[str],
+    src: Path | None,
 ) -> Live:
     app_id = f"bench-detect-{uuid.uuid4().hex[:8]}"
+    env = _env(bootstrap, home, app_id)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     worker = worker_child(
         "worker",
         [sys.executable, "-m", "streams.cli", "worker"],
-        _env(bootstrap, home, app_id),
+        env,
         home / f"{app_id}.log",
-        cwd=ROOT,
+        cwd=src or ROOT,
     )
     watcher = BreachWatcher(bootstrap)
     ready = asyncio.Event()
@@ -527,7 +535,7 @@ def _result(
         "worker_cpu_s_during_traffic": round(live.cpu_s, 1),
         "worker_cores_during_traffic": round(live.cpu_s / sent.elapsed_s, 2),
         "worker_settings": "defaults",
-        "source": source_of(ROOT),
+        "source": source_of(args.src or ROOT),
         "machine": machine(kafka),
     }
 
@@ -543,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--missing", type=float, default=0.1, help="of lead/payment starts")
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--bootstrap", default=None)
+    p.add_argument(
+        "--src", type=Path, default=None, help="run the worker of this tree (a worktree of HEAD)"
+    )
     p.add_argument("--out", type=Path, default=RESULT)
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
