@@ -151,25 +151,28 @@ async def measure(args: argparse.Namespace, base: str) -> dict[str, Any]:
 
 
 async def bursts(base: str, path: str, n: int, rounds: int) -> list[float]:
-    """``rounds`` bursts of ``n`` simultaneous requests; latencies (ms) from each burst's start."""
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    """``rounds`` bursts of ``n`` simultaneous requests, each burst from ``n`` new
+    connections (as ``n`` clients arriving at once; a kept-alive connection may be closed by
+    the server's keep-alive timeout during a slow burst); latencies (ms) from its start."""
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
-        await wait_healthy(client, 120)
-        loop = asyncio.get_running_loop()
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=base, timeout=60.0) as probe:
+        await wait_healthy(probe, 120)
+    loop = asyncio.get_running_loop()
+    for i in range(rounds + 1):
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as client:
 
-        async def one(t0: float) -> None:
-            r = await client.get(path)
-            if r.status_code != 200:
-                raise SystemExit(f"GET {path}: HTTP {r.status_code}")
-            latencies.append((loop.time() - t0) * 1000.0)
+            async def one(t0: float, client: httpx.AsyncClient = client) -> float:
+                r = await client.get(path)
+                if r.status_code != 200:
+                    raise SystemExit(f"GET {path}: HTTP {r.status_code}")
+                return (loop.time() - t0) * 1000.0
 
-        for i in range(rounds + 1):
-            if i == 1:
-                latencies.clear()  # the first burst opens the connections: warm-up
             t0 = loop.time()
-            await asyncio.gather(*(one(t0) for _ in range(n)))
-            await asyncio.sleep(0.5)
+            done = await asyncio.gather(*(one(t0) for _ in range(n)))
+        if i > 0:  # the first burst warms the server up
+            latencies.extend(done)
+        await asyncio.sleep(0.5)
     latencies.sort()
     return latencies
 
@@ -195,7 +198,11 @@ def burst_main(args: argparse.Namespace) -> int:
             )
         finally:
             server.terminate()
-            server.wait(timeout=15)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
         results[name] = {q: _ms(lat, v) for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
     ref, api = results["reference_recompute_every_change"], results["api"]
     result = {
