@@ -100,15 +100,21 @@ _AT = struct.Struct("<q")
 
 def pack_start(ref: Ref, pos: int, start_topic: str) -> bytes:
     """The packed form of a start that nothing has happened to yet."""
-    if ref.topic == start_topic:
-        form, topic = 1, b""
-    elif not ref.topic:
-        form, topic = 0, b""
+    return _pack(ref.event_id, ref.at, ref.topic, ref.partition, ref.offset, pos, start_topic)
+
+
+def _pack(
+    event_id: str, at: int, topic: str, partition: int, offset: int, pos: int, start_topic: str
+) -> bytes:
+    if topic == start_topic:
+        form, raw_topic = 1, b""
+    elif not topic:
+        form, raw_topic = 0, b""
     else:
-        raw = ref.topic.encode()
-        form, topic = 2, _TOPIC_LEN.pack(len(raw)) + raw
-    head = _START.pack(START_TAG, ref.at, pos, ref.offset, ref.partition, form)
-    return head + topic + ref.event_id.encode()
+        raw = topic.encode()
+        form, raw_topic = 2, _TOPIC_LEN.pack(len(raw)) + raw
+    head = _START.pack(START_TAG, at, pos, offset, partition, form)
+    return head + raw_topic + event_id.encode()
 
 
 def unpack_start(raw: bytes, start_topic: str) -> tuple[Ref, int]:
@@ -272,8 +278,16 @@ class JoinCore:
             ent = self._unpack(fs, key, packed)
         else:
             ent = self.entities.get(ekey)
+            if ent is None and side == "start":  # the most common event: a new start
+                fs.starts[key] = _pack(
+                    event_id, at, topic, partition, offset, pos, fs.flow.start_topic
+                )
+                self.dirty.add(ekey)
+                self._track_pending(fs, key, at)
+                return
         ref = Ref(event_id, at, topic, partition, offset)
         if side == "start":
+            assert ent is not None
             self._on_start(fs, ekey, ent, ref, pos, out)
         else:
             self._on_end(fs, ekey, ent, ref, pos, out)
@@ -286,16 +300,13 @@ class JoinCore:
         return ent
 
     def _on_start(
-        self, fs: _FlowState, ekey: EntityKey, ent: Entity | None, ref: Ref, pos: int, out: Outputs
+        self, fs: _FlowState, ekey: EntityKey, ent: Entity, ref: Ref, pos: int, out: Outputs
     ) -> None:
-        if ent is not None and ent.start is not None:
+        """A start for a key the partition already holds (a new key's start is packed in
+        :meth:`apply_row`)."""
+        if ent.start is not None:
             if ent.start.event_id == ref.event_id:
                 self._replayed(fs, ekey, ent, pos, out)
-            return
-        if ent is None:
-            fs.starts[ekey[1]] = pack_start(ref, pos, fs.flow.start_topic)
-            self.dirty.add(ekey)
-            self._track_pending(fs, ekey[1], ref.at)
             return
         # a completion was waiting for this start
         ent.start = ref
