@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from streams.errors import FreshnessError
 from streams.kafka import KafkaConnection, new_producer, retriable
 from streams.settings import Settings
+from streams.topics import MESSAGE_MAX_BYTES
 
 Record = tuple[bytes | None, bytes]
 """A Kafka key (the entity, so one entity's records stay in order) and a JSON value."""
@@ -76,7 +77,12 @@ class KafkaDelivery:
 
     async def _send(self, topic: str, records: Sequence[Record]) -> None:
         if self._producer is None:
-            producer = new_producer(self._kafka, acks="all", enable_idempotence=True)
+            producer = new_producer(
+                self._kafka,
+                acks="all",
+                enable_idempotence=True,
+                max_request_size=MESSAGE_MAX_BYTES,  # a record over 1 MiB is the worker's to judge
+            )
             await producer.start()
             self._producer = producer
         futures = [await self._producer.send(topic, value, key=key) for key, value in records]

@@ -19,7 +19,7 @@ from streams.errors import BrokerError
 from streams.flows.config import load_flows
 from streams.kafka.clients import KafkaConnection, KafkaRefusedError, connection, new_admin
 from streams.settings import Settings
-from streams.topics import TopicSpec, required_topics
+from streams.topics import MESSAGE_MAX_BYTES, TopicSpec, required_topics
 
 TOPIC_ALREADY_EXISTS = 36
 REQUEST_TIMEOUT_MS = 30_000
@@ -27,8 +27,14 @@ LEADER_WAIT_S = 30.0
 
 
 def topic_config(spec: TopicSpec) -> dict[str, str]:
-    """Broker-side configs a topic is created with (compacted topics: ``cleanup.policy``)."""
-    return {"cleanup.policy": "compact"} if spec.compacted else {}
+    """Broker-side configs a topic is created with: ``cleanup.policy`` for compacted topics,
+    and on every topic ``max.message.bytes`` = :data:`~streams.topics.MESSAGE_MAX_BYTES`, so
+    a record over the decoder's limit reaches the worker (and is quarantined as
+    ``too_large``) on a cluster whose default is Kafka's 1 MiB."""
+    config = {"max.message.bytes": str(MESSAGE_MAX_BYTES)}
+    if spec.compacted:
+        config["cleanup.policy"] = "compact"
+    return config
 
 
 async def ensure_topics(

@@ -13,10 +13,11 @@ from streams.kafka import KafkaConnection, admin
 from streams.topics import BREACHES, TopicSpec, flow_events_topic, required_topics
 
 
-def test_breaches_are_compacted() -> None:
+def test_breaches_are_compacted_and_every_topic_takes_records_over_the_decoders_limit() -> None:
     specs = {s.name: s for s in required_topics(load_flows(None), "app")}
-    assert admin.topic_config(specs[BREACHES]) == {"cleanup.policy": "compact"}
-    assert admin.topic_config(TopicSpec("plain")) == {}
+    size = {"max.message.bytes": str(topics.MESSAGE_MAX_BYTES)}
+    assert admin.topic_config(specs[BREACHES]) == {"cleanup.policy": "compact", **size}
+    assert admin.topic_config(TopicSpec("plain")) == size
 
 
 def test_required_topics_are_the_flows_inputs_the_outputs_and_the_app_ids_internal_topic(
