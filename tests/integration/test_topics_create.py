@@ -15,7 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from streams.flows.config import load_flows
 from streams.kafka import KafkaConnection, ensure_topics, new_admin
 from streams.settings import Settings
-from streams.topics import TopicSpec, required_topics
+from streams.topics import MESSAGE_MAX_BYTES, TopicSpec, required_topics
 
 DEFAULT_TOPICS = required_topics(load_flows(None), Settings.model_fields["app_id"].default)
 """What ``topics create`` makes with the default flows and app id."""
@@ -25,8 +25,11 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-async def _describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], dict[str, str]]:
-    """Partition count and cleanup.policy of each topic."""
+async def _describe(
+    bootstrap: str, names: list[str], config: str = "cleanup.policy"
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Partition count and the value of ``config`` of each topic (``value@source`` for any
+    config but cleanup.policy: source 1 is the topic's own, 4 and 5 the broker's)."""
     admin = new_admin(KafkaConnection(bootstrap))
     await admin.start()
     try:
@@ -39,7 +42,13 @@ async def _describe(bootstrap: str, names: list[str]) -> tuple[dict[str, int], d
     policy: dict[str, str] = {}
     for response in configs:
         for _code, _msg, _type, name, entries in response.resources:
-            policy[name] = next((e[1] for e in entries if e[0] == "cleanup.policy"), "")
+            entry = next((e for e in entries if e[0] == config), None)
+            if entry is None:
+                policy[name] = ""
+            elif config == "cleanup.policy":
+                policy[name] = entry[1]
+            else:
+                policy[name] = f"{entry[1]}@{entry[3]}"
     return partitions, policy
 
 
@@ -58,6 +67,9 @@ async def test_ensure_topics_is_idempotent_and_compacts(
     partitions, policy = await _describe(kafka_bootstrap, [plain, compacted])
     assert partitions == {plain: 3, compacted: 3}  # the second call changed nothing
     assert policy == {plain: "delete", compacted: "compact"}
+    # set on the topic itself (config source 1, TOPIC_CONFIG), not the broker's default
+    _, size = await _describe(kafka_bootstrap, [plain, compacted], "max.message.bytes")
+    assert size == dict.fromkeys([plain, compacted], f"{MESSAGE_MAX_BYTES}@1")
 
 
 async def test_cli_creates_every_topic_of_the_design(kafka_bootstrap: str) -> None:
