@@ -233,9 +233,10 @@ class ReadModel:
         Cached until data changes, the clock's second turns or Kafka connects or goes
         silent; and, with ``recompute_ms``, computed at most once per ``recompute_ms`` while
         records keep arriving. Why: computing the views merges every partition's sketches of
-        the last 24 h (about 15 ms here), and the consumer applies a batch between any two
-        requests, so without the bound a burst of 200 requests recomputed it for nearly each
-        one (p50 1.4 s). A view is then at most ``recompute_ms`` behind the records applied.
+        the last 24 h (about 15 ms here), and the consumer may apply a batch between any two
+        requests, so without the bound a burst of requests recomputed them over and over
+        (docs/api.md has the figures). A view is then at most ``recompute_ms`` behind the
+        records applied.
         """
         now = self.clock()
         cache_key = (self._version, now // 1000, self.progress.connected)
