@@ -9,7 +9,9 @@ servers side by side in the same run: the API as it is (flow views computed at m
 ``RECOMPUTE_MS``) and a reference that recomputes them after every change (``--recompute-ms
 0``, the behaviour before), both with ``--updates-per-s`` stats records applied meanwhile (200:
 a consumer applying a batch between any two requests, as under live traffic). It reports the
-latency of each and their ratio; written to ``bench/results/api_burst.json``.
+latency of each and their ratio; written to ``bench/results/api_burst.json``. With
+``--in-process`` the same comparison runs through the app without HTTP (``--rounds`` pairs),
+written to ``bench/results/api_burst_in_process.json``.
 
 By default it starts ``python -m api.demo`` (a read model seeded with a busy day: 4 flows x
 8 partitions x 1440 minutes of window sketches, 5,000 breaches) on a free loopback port,
@@ -49,6 +51,8 @@ from streams.simulate.percentile import percentile  # noqa: E402  (after the sys
 RESULT = ROOT / "bench" / "results" / "api_latency.json"
 BURST_RESULT = ROOT / "bench" / "results" / "api_burst.json"
 GOAL_P95_MS = 50.0
+RECOMPUTE = 250
+"""``api.readmodel.RECOMPUTE_MS`` (not imported: the HTTP modes need no ``api`` import)."""
 
 
 def free_port() -> int:
@@ -177,6 +181,69 @@ async def bursts(base: str, path: str, n: int, rounds: int) -> list[float]:
     return latencies
 
 
+async def in_process_burst(n: int, recompute_ms: int) -> list[float]:
+    """``n`` concurrent ``/v1/flows`` through the app in process (no HTTP), one stats record
+    applied between any two steps of the event loop (a consumer with a batch always ready):
+    what the flow views cost, without uvicorn's and the client's share."""
+    import random
+
+    from api.app import create_app
+    from api.demo import _window, build
+    from streams import topics
+    from streams.settings import Settings
+    from streams.stats import records as stats
+
+    now = 1_767_225_600_000
+    settings = Settings()
+    model = build(settings, now_ms=now, breaches=5000, recompute_ms=recompute_ms)
+    app = create_app(settings, model)
+    rng, flows = random.Random(2), list(model.flows.values())
+
+    async def churn() -> None:
+        for i in range(10**9):
+            flow = flows[i % len(flows)]
+            minute = now // stats.MINUTE_MS
+            model.apply(topics.STATS, _window(rng, flow.name, flow.target_ms, i % 8, minute, now))
+            await asyncio.sleep(0)
+
+    latencies: list[float] = []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        await client.get("/v1/flows")
+        task = asyncio.create_task(churn())
+        t0 = time.perf_counter()
+
+        async def one() -> None:
+            await client.get("/v1/flows")
+            latencies.append((time.perf_counter() - t0) * 1000.0)
+
+        await asyncio.gather(*(one() for _ in range(n)))
+        task.cancel()
+    latencies.sort()
+    return latencies
+
+
+def in_process_main(args: argparse.Namespace) -> int:
+    """Reference (recompute after every change) and the API's bound, alternating."""
+    runs: list[dict[str, Any]] = []
+    for _ in range(args.rounds):
+        for name, recompute in (("reference_recompute_every_change", 0), ("api", RECOMPUTE)):
+            lat = asyncio.run(in_process_burst(args.burst, recompute))
+            runs.append({"server": name, "p50_ms": _ms(lat, 0.5), "p95_ms": _ms(lat, 0.95)})
+    result = {
+        "benchmark": "api_burst_in_process",
+        "burst": args.burst,
+        "runs": runs,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    out = ROOT / "bench" / "results" / "api_burst_in_process.json"
+    out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def demo(port: int, updates_per_s: float, recompute_ms: int | None) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "api.demo", "--port", str(port)]
     argv += ["--updates-per-s", str(updates_per_s)]
@@ -237,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--burst", type=int, help="N requests at once instead of a rate")
     parser.add_argument("--rounds", type=int, default=10, help="bursts measured (--burst)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="--burst through the app in process"
+    )
     args = parser.parse_args(argv)
+    if args.burst and args.in_process:
+        return in_process_main(args)
     if args.burst:
         args.updates_per_s = 200.0 if args.updates_per_s is None else args.updates_per_s
         return burst_main(args)
