@@ -13,8 +13,11 @@ event ids, deadlines after the run). Then, per scenario, one round:
 1. ``--due`` probe starts of ``dlq_first_retry`` (60 s target) are written, their deadlines
    spread from 10 s to 25 s after the moment they are written; the bench waits until the
    worker holds them (its gauges) and then kills it with SIGKILL (``kill -9``).
-2. Right after the kill, half of them get their completion (event time: the wall clock,
-   before every deadline): these are *on time*; the other half get none: these are *due*.
+2. Right after the kill, ``--backlog`` entities of the same flow are written, started 2 s
+   ago and completed 1 s ago (the input that arrives while the worker is down: the
+   restarted worker must read through it), then half of the probes get their completion
+   (event time: the wall clock, before every deadline): these are *on time*; the other
+   half get none: these are *due*.
 3. ``kept``: the worker restarts on its own state directory (a process restart).
    ``lost``: the state directory is deleted first (a new machine or container: the whole
    table is restored from its changelog topic).
@@ -24,10 +27,11 @@ event ids, deadlines after the run). Then, per scenario, one round:
 Figures per round, in seconds from the restart: Faust's changelog restore (its log lines
 "Restoring state from changelog topics" to "Done reading from changelog topics", and
 "Worker ready"), and the CreateTime of the first output made by new input (the first
-measurement of an on-time probe: its completion was written after the kill). Checks (the
+measurement of a backlog entity or an on-time probe: written after the kill). Checks (the
 run fails otherwise): every due probe has an ``overdue`` breach whose ``detected_at`` is
-not before its deadline (missed none, raised none early); no on-time probe has any breach
-record, not even a retracted one (no false overdue), and each has an on-time measurement;
+not before its deadline (missed none, raised none early); no on-time probe or backlog
+entity has any breach record, not even a retracted one (no false overdue), and each has an
+on-time measurement;
 no breach of the pending load; the gauges count the load and the due probes as pending
 afterwards. Also reported: how many due deadlines fell between the restart and the first
 output (inside the restore), and how late their breaches came.
@@ -46,7 +50,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +223,9 @@ class Round:
     state: str
     """``kept`` (restart on the same state directory) or ``lost`` (restored from the changelog)."""
     probes: list[Probe]
+    backlog: list[Probe] = field(default_factory=list)
+    """Entities started and completed on time after the kill, written before the probes'
+    completions: the input the restarted worker is behind on."""
     killed_at: float = 0.0
     restarted_at: float = 0.0
 
@@ -236,6 +243,7 @@ async def run_round(
         raise SystemExit(f"the probes took {took:.1f}s to be held: no time left to kill first")
     child.kill()
     rnd.killed_at = time.time()
+    await write_backlog(dep.bootstrap, flow, rnd)
     await tp.preload(dep.bootstrap, completion_records(flow, rnd.probes, now_ms()))
     if rnd.state == "lost":
         shutil.rmtree(dep.state_dir())
@@ -246,9 +254,20 @@ async def run_round(
     return new, await judge(dep, new, rnd, flow)
 
 
+async def write_backlog(bootstrap: str, flow: Flow, rnd: Round) -> None:
+    """Starts, then on-time completions, of :attr:`Round.backlog` (event times 2 s and 1 s
+    ago): the completion topic's partitions hold them ahead of the probes' completions, so
+    the restarted worker reads through a backlog before it sees those."""
+    at = now_ms()
+    for p in rnd.backlog:
+        p.deadline = at - 2_000 + flow.target_ms
+    await tp.preload(bootstrap, start_records(flow, rnd.backlog))
+    await tp.preload(bootstrap, completion_records(flow, rnd.backlog, at - 1_000))
+
+
 async def wait_outputs(bootstrap: str, child: Child, rnd: Round, timeout_s: float) -> None:
     """Until every on-time probe has a measurement and every due probe a breach."""
-    want_m = {p.key for p in rnd.probes if p.on_time}
+    want_m = {p.key for p in [*rnd.probes, *rnd.backlog] if p.on_time}
     want_b = {p.key for p in rnd.probes if not p.on_time}
     deadline = time.monotonic() + timeout_s
     while True:
@@ -274,18 +293,20 @@ async def judge(dep: Deployment, child: Child, rnd: Round, flow: Flow) -> dict[s
     """The round's figures; fails the run on any false or missed overdue."""
     meas = await tp.read_all(dep.bootstrap, [topics.MEASUREMENTS])
     breaches = await tp.read_all(dep.bootstrap, [topics.BREACHES])
-    by_key = {p.key: p for p in rnd.probes}
+    judged = [*rnd.probes, *rnd.backlog]
+    by_key = {p.key: p for p in judged}
     ok_meas = [m for m in meas if (p := by_key.get(_entity(m.key))) is not None and p.on_time]
-    problems = check_breaches(rnd.probes, breaches)
+    problems = check_breaches(judged, breaches)
     late = [m for m in ok_meas if not orjson.loads(m.value)["on_time"]]
     if late:
-        problems.append(f"{len(late)} on-time probes measured late")
+        problems.append(f"{len(late)} on-time probes or backlog entities measured late")
     if problems:
         raise SystemExit(f"round {rnd.name}: " + "; ".join(problems))
     first_output = min(m.timestamp for m in ok_meas) / 1000
     out = {
         "state": rnd.state,
         "probes": len(rnd.probes),
+        "backlog_entities": len(rnd.backlog),
         "changelog_records": sum((await tp.end_offsets(dep.bootstrap, [dep.changelog()])).values()),
         **timeline(rnd, log_times(child.log), first_output),
         **detection(rnd, breaches, first_output),
@@ -315,7 +336,7 @@ def check_breaches(probes: Sequence[Probe], breaches: Sequence[Any]) -> list[str
         elif m.value is not None:
             latest[key] = orjson.loads(m.value)
     if false:
-        problems.append(f"{false} breach records of on-time probes (false overdue)")
+        problems.append(f"{false} breach records of on-time entities (false overdue)")
     due = [p for p in probes if not p.on_time]
     missing = [p.key for p in due if latest.get(p.key, {}).get("kind") != "overdue"]
     early = [p.key for p in due if p.key in latest and latest[p.key]["detected_at"] < p.deadline]
@@ -512,7 +533,11 @@ async def bench(args: argparse.Namespace, bootstrap: str, home: Path) -> dict[st
         print(f"worker holds {args.pending} pending after {took:.1f}s", flush=True)
         held = 0
         for i, state in enumerate(args.scenarios.split(",")):
-            rnd = Round(f"r{i}{state}", state, make_probes(f"r{i}{state}", args.due, now_ms(), i))
+            name = f"r{i}{state}"
+            backlog = make_probes(f"{name}bk", args.backlog, 0, 100 + i)
+            for b in backlog:
+                b.on_time = True
+            rnd = Round(name, state, make_probes(name, args.due, now_ms(), i), backlog)
             child, res = await run_round(dep, child, rnd, held, args.timeout)
             held += sum(1 for p in rnd.probes if not p.on_time)
             res["pending_after"] = await pending_after(dep, child, args.pending, held, args.timeout)
@@ -533,6 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pending", type=int, default=1_000_000)
     p.add_argument("--due", type=int, default=2_000, help="probe starts per round")
+    p.add_argument(
+        "--backlog", type=int, default=20_000, help="on-time entities written after each kill"
+    )
     p.add_argument("--scenarios", default="kept,lost", help="rounds: kept and/or lost state")
     p.add_argument("--bootstrap", default=None, help="use this cluster instead of our own")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per wait")
