@@ -144,8 +144,13 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def screenshots() -> Path:
-    """Where the test saves what it saw: ``docs/img/`` (committed, shown in the README)."""
-    out = Path(__file__).resolve().parents[2] / "docs" / "img"
+def screenshots(tmp_path: Path) -> Path:
+    """Where the test saves what it saw: the test's own directory, or ``docs/img/``
+    (committed, shown in the README) with ``FRESHNESS_UPDATE_SCREENSHOTS=1``, so a test run
+    does not rewrite committed files."""
+    if os.environ.get("FRESHNESS_UPDATE_SCREENSHOTS") == "1":
+        out = Path(__file__).resolve().parents[2] / "docs" / "img"
+    else:
+        out = tmp_path / "img"
     out.mkdir(parents=True, exist_ok=True)
     return out

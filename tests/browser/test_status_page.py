@@ -3,7 +3,8 @@ Alertmanager, API) fed the scripted scenario: the numbers on the page are /v1/fl
 alerts are /v1/alerts', the page refreshes itself, a breach leads to its entity page, whose
 lag decomposition reads Kafka on request; nothing is loaded from anywhere else, nothing
 goes wrong in the console, a browser without the proxy's header gets only a 401, and
-screenshots of what it showed go to ``docs/img/``."""
+screenshots of what it showed go to the test's directory (``docs/img/`` with
+``FRESHNESS_UPDATE_SCREENSHOTS=1``)."""
 
 from __future__ import annotations
 
