@@ -1,4 +1,12 @@
-"""Typed records of the core: flow definitions, flow events and the outputs of the join."""
+"""Typed records of the core: flow definitions, flow events and the outputs of the join.
+
+The records made once or more per input event (:class:`FlowEvent`, :class:`Source`,
+:class:`Measurement`, :class:`Breach`) are plain slotted dataclasses, hashable by value
+(``unsafe_hash``) and never changed once made, but not ``frozen``: a frozen dataclass's
+``__init__`` sets each field through ``object.__setattr__``, 2.2 µs for a 13-field record
+against 0.25 µs, and the worker makes one ``FlowEvent`` per input event and a
+``Measurement`` with two ``Source`` per completion (about 2.7 µs of CPU per input event).
+"""
 
 from __future__ import annotations
 
@@ -55,7 +63,7 @@ class Flow:
     give_up_after_ms: int = 24 * 3600 * 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class FlowEvent:
     """A validated input record mapped onto one flow: a start or a completion of one entity.
 
@@ -77,7 +85,7 @@ EventRow = tuple[str, str, Side, str, int, str, int, int]
 applies: a tuple costs a tenth of a frozen dataclass)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Source:
     """Where a record was read: input topic, partition and offset."""
 
@@ -86,7 +94,7 @@ class Source:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Measurement:
     """A completed start (DESIGN section 5, ``freshness.measurements``)."""
 
@@ -106,7 +114,7 @@ class Measurement:
     end_source: Source | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Breach:
     """The current state of a breach (DESIGN section 5, ``freshness.breaches``, compacted)."""
 
