@@ -8,6 +8,12 @@ their Kafka timestamps), so every part of the decomposition is filled in, exactl
 ``freshness explain`` computes it (:mod:`streams.replay.explain`). A Kafka that cannot be
 reached answers 503 with a JSON error body.
 
+``pages`` lists the alerts that name the entity, from the read model's alert ledger: the
+current state of every ``freshness.alerts`` alert whose ``details.oldest`` names it (a
+``stuck`` alert names its oldest overdue starts), with its version as the offset. The API
+keeps only each alert's latest state, so a page that has since moved on to other entities
+or resolved is not listed; ``freshness explain`` reads every state in its window.
+
 The route is registered before ``/v1/entities/{flow}/{key}`` (whose key may contain ``/``),
 so a key that itself ends in ``/explain`` cannot be asked for by its timeline.
 """
@@ -16,16 +22,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Protocol
 
+import orjson
 from fastapi import APIRouter, Path, Query
 
 from api.errors import NotFoundError, error_response
 from api.models import EntityExplanation, ErrorBody
 from api.readmodel import ReadModel
 from streams import topics
+from streams.alerting.records import encode_alert
 from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
 from streams.errors import BrokerError
-from streams.replay.explain import InputSeen, OutputSeen, build
+from streams.replay.explain import InputSeen, OutputSeen, build, names_entity
 from streams.settings import Settings
 
 DEFAULT_WINDOW_MS = 60_000
@@ -110,8 +118,18 @@ async def explain_entity(
     measurements = [o for o in known if o.topic == topics.MEASUREMENTS]
     if lookup is not None:
         ins, breaches, measurements = await lookup.records(f, key, known, window_ms)
-    e = build(f, key, ins, breaches, measurements, now)
+    e = build(f, key, ins, breaches, measurements, now, _pages(model, f, key))
     return EntityExplanation.model_validate(e.to_json())
+
+
+def _pages(model: ReadModel, flow: Flow, key: str) -> list[OutputSeen]:
+    """The current alert states that name the entity, oldest version first."""
+    out = []
+    for state in model.alerts.states.values():
+        value = orjson.loads(encode_alert(state)[1])
+        if names_entity(value, flow.name, key):
+            out.append(OutputSeen(topics.ALERTS, -1, state.event.version, None, value))
+    return sorted(out, key=lambda o: o.offset)
 
 
 def _known(model: ReadModel, flow: Flow, key: str) -> list[OutputSeen]:

@@ -555,8 +555,9 @@ class EntityExplanation(BaseModel):
     notes: list[str]
     pages: list[ExplainedOutput] = Field(
         default_factory=list,
-        description="freshness.alerts states that name the entity (`freshness explain` reads "
-        "them; the API does not).",
+        description="Alerts that name the entity: the current state of each alert whose "
+        "details.oldest lists it, its version as the offset (`freshness explain` reads every "
+        "state of the window from freshness.alerts).",
     )
 
 

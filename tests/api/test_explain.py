@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from api import errors, explain
 from api.readmodel import ReadModel
 from streams import topics
+from streams.alerting.records import AlertState, encode_alert
+from streams.connectors.sink import AlertEvent
 from streams.core.model import Flow
 from streams.errors import BrokerError
 from streams.replay.explain import InputSeen, OutputSeen
@@ -166,3 +168,38 @@ async def test_the_app_serves_it_before_the_timeline(
     assert (await client.get("/v1/entities/lead_to_posthog/k")).json()["cycles"][0]["lag_ms"] == 900
     spec = (await client.get("/openapi.json")).json()
     assert "/v1/entities/{flow}/{key}/explain" in spec["paths"]
+
+
+def stuck_state(model: ReadModel, offset: int, flow: str, *keys: str) -> None:
+    """A firing ``stuck`` alert of ``flow`` naming ``keys`` as its oldest, at ``offset``."""
+    oldest = [
+        {"key": k, "deadline": NOW - 1_000, "detected_at": NOW, "overdue_ms": 1} for k in keys
+    ]
+    event = AlertEvent(
+        alert_id=f"app/{flow}/stuck",
+        version=0,
+        flow=flow,
+        alert="stuck",
+        severity="critical",
+        status="firing",
+        since=NOW - 1_000,
+        updated_at=NOW,
+        summary="stuck",
+        details={"open_overdue": len(keys), "oldest": oldest},
+    )
+    model.apply_raw(topics.ALERTS, *encode_alert(AlertState(event, ("pagerduty",))), offset)
+
+
+async def test_pages_that_name_the_entity(
+    model: ReadModel, rec: Records, api: httpx.AsyncClient
+) -> None:
+    model.apply(topics.BREACHES, rec.breach("k", started_at=NOW - 20_000))
+    stuck_state(model, 3, "lead_to_posthog", "other", "k")
+    stuck_state(model, 4, "payment_to_posthog", "k")  # another flow's entity of that key
+    body = (await api.get("/v1/entities/lead_to_posthog/k/explain")).json()
+    (page,) = body["pages"]
+    assert (page["topic"], page["offset"]) == (topics.ALERTS, 3)
+    assert page["value"]["alert_id"] == "app/lead_to_posthog/stuck"
+    assert [o["key"] for o in page["value"]["details"]["oldest"]] == ["other", "k"]
+    stuck_state(model, 9, "lead_to_posthog", "other")  # the alert moved on
+    assert (await api.get("/v1/entities/lead_to_posthog/k/explain")).json()["pages"] == []
