@@ -96,6 +96,8 @@ START_TAG = ord("S")
 _START = struct.Struct("<BqqqiB")
 _TOPIC_LEN = struct.Struct("<H")
 _AT = struct.Struct("<q")
+_POS = struct.Struct("<q")
+"""The position field of a packed start, at byte 9 (after the tag and the time)."""
 
 
 def pack_start(ref: Ref, pos: int, start_topic: str) -> bytes:
@@ -274,6 +276,8 @@ class JoinCore:
         ent: Entity | None
         if packed is not None:
             if side == "start":  # a repeat or another start: the first start wins
+                if pos <= _POS.unpack_from(packed, 9)[0]:
+                    self.dirty.add(ekey)  # a replay: write the row again (see _replayed)
                 return
             ent = self._unpack(fs, key, packed)
         else:
@@ -338,9 +342,16 @@ class JoinCore:
     def _replayed(
         self, fs: _FlowState, ekey: EntityKey, ent: Entity, pos: int, out: Outputs
     ) -> None:
-        """A message at or before the entity's position is being processed again."""
-        if pos <= ent.pos and ent.done:
-            self._outcome_outputs(fs, ekey[1], ent, out)
+        """A message at or before the entity's position is being processed again: after a
+        crash, or a take-over of the partition. Its outcome's records are sent again, and
+        its row is written again: the worker writes a step's rows to its local RocksDB
+        before the step's changelog records are delivered, so a worker restarted on its own
+        state directory may hold rows the changelog lacks, and the changelog is what the
+        next owner of the partition restores."""
+        if pos <= ent.pos:
+            self.dirty.add(ekey)
+            if ent.done:
+                self._outcome_outputs(fs, ekey[1], ent, out)
 
     # -- outcomes ----------------------------------------------------------------------
 
