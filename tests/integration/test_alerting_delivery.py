@@ -231,7 +231,8 @@ async def test_a_standby_replica_takes_over_within_the_session_timeout_and_deliv
         for proc in pair:
             proc.start()
             await proc.wait_ready()
-        assert await eventually(lambda: sum(map(_leads, pair)) == 1, 20)
+        # the first election waits for both to join the group (a loaded machine: > 20 s)
+        assert await eventually(lambda: sum(map(_leads, pair)) == 1, 60)
         await asyncio.sleep(1.0)
         (leader,) = [p for p in pair if _leads(p)]
         (standby,) = [p for p in pair if p is not leader]
