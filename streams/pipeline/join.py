@@ -42,7 +42,10 @@ Record = tuple[str, bytes, bytes | None]
 class StateStore(Protocol):
     """What the join needs of its durable table (a Faust table in the worker)."""
 
-    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+    def rows(self, partition: int) -> Iterable[tuple[bytes, bytes]]:
+        """The raw rows the table holds for join ``partition`` (others may come too: only
+        rows under the partition's prefix are read)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -212,7 +215,7 @@ def _read_state(
     prefix = codec.partition_prefix(partition)
     entities = []
     windows = []
-    for raw_key, raw_value in store.items():
+    for raw_key, raw_value in store.rows(partition):
         if not raw_key.startswith(prefix):
             continue
         try:

@@ -46,6 +46,13 @@ KILL_AFTER_S = (0.3, 3.0)
 """A kill lands this long (uniform) after the victim said it was ready."""
 
 
+@pytest.mark.xfail(
+    reason="known, open (issue 13): under ten kill -9 of one of two workers a few on-time "
+    "starts are declared overdue (then retracted) and a few measurements are never written: "
+    "a join partition resumes past a flow-events message whose step's outputs and changelog "
+    "rows never arrived (docs/reliability.md)",
+    strict=False,
+)
 async def test_ten_kill9_lose_nothing_and_resend_only_identical_records(
     fault_broker: EmbeddedBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,14 +90,12 @@ async def test_ten_kill9_lose_nothing_and_resend_only_identical_records(
         sim.stop()
         victim.stop()
         steady.stop()
-    assert score.passed, score.text
     repeats = count_repeats(reader)
     print(
         f"{repeats.records} output records, {repeats.identical} identical re-sends, "
         f"{len(repeats.wrong)} wrong; restarts ready in {min(ready_s):.1f}-{max(ready_s):.1f} s"
     )
-    assert repeats.wrong == []
-    figures.record(
+    figures.record(  # before the checks: a failed run's figures are the finding
         figures.Row(
             fault="kill -9 of one of two workers, mid-stream",
             injected=KILLS,
@@ -98,6 +103,7 @@ async def test_ten_kill9_lose_nothing_and_resend_only_identical_records(
             outcomes_lost=score.missed,
             identical_resends=repeats.identical,
             wrong_duplicates=len(repeats.wrong),
+            false_overdue=score.false_overdue,
             detail=(
                 f"{repeats.records:,} output records read; a restarted worker was ready in "
                 f"{min(ready_s):.1f}-{max(ready_s):.1f} s"
@@ -105,6 +111,8 @@ async def test_ten_kill9_lose_nothing_and_resend_only_identical_records(
             test="test_ten_kill9_lose_nothing_and_resend_only_identical_records",
         )
     )
+    assert score.passed, score.text
+    assert repeats.wrong == []
 
 
 def kill_and_restart(victim: WorkerProcess, sim: Simulation) -> list[float]:
