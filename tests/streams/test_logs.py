@@ -40,6 +40,8 @@ def test_other_messages_loggers_and_levels_pass() -> None:
     assert f.filter(record("a", name="faust"))
     assert f.filter(record("a", level=logging.WARNING))
     assert not f.filter(record("a"))
+    for _ in range(3):  # INFO is never held back: assignment tables share one template
+        assert f.filter(record("Setting newly assigned partitions %s", "{0-3}", level=logging.INFO))
 
 
 def test_install_is_idempotent() -> None:

@@ -151,7 +151,7 @@ def worker_final_state(log: Log, now: int) -> dict[tuple[str, str], dict[str, ob
     ingest = Ingest(Decoder(FLOWS), 8)
     joiner = Joiner(FLOWS, events_topic="e", done_retention_ms=3_600_000, stats_interval_ms=10**9)
     table: dict[bytes, bytes] = {}
-    store = type("Store", (), {"items": lambda self: list(table.items())})()
+    store = type("Store", (), {"rows": lambda self, partition: list(table.items())})()
     offsets = dict.fromkeys(range(8), 0)
     state: dict[tuple[str, str], dict[str, object] | None] = {}
     records = sorted((r for rs in log.records.values() for r in rs), key=lambda r: r[3])

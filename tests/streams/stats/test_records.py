@@ -152,9 +152,16 @@ def _stats_records(step_records: list[tuple[str, bytes, bytes | None]]) -> list[
     return [(k.decode(), v) for t, k, v in step_records if t == topics.STATS]
 
 
+class Rows(dict[bytes, bytes]):
+    """The join's table (``StateStore``): every row, whatever the partition."""
+
+    def rows(self, partition: int) -> list[tuple[bytes, bytes]]:
+        return list(self.items())
+
+
 def test_the_join_step_publishes_records_the_decoder_reads_and_tombstones_at_expiry() -> None:
     j = Joiner(load_flows(None), events_topic="e", done_retention_ms=60_000, stats_interval_ms=1)
-    table: dict[bytes, bytes] = {}
+    table = Rows()
     j.on_message(0, 0, _events(("a", T0, 1_000), ("b", T0, 9_000), ("c", T0, -40)), table, T0)
     step = j.on_message(0, 1, _tick(T0 + 10_000), table, T0 + 10_000)
     published = _stats_records(step.records)
