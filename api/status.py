@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from string import Template
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -590,6 +590,17 @@ def _choice(value: str | None, allowed: Iterable[str], name: str) -> str | None:
     return value
 
 
+_ROOT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The status page."},
+    # JSON, as every refusal: no "model" here, which FastAPI would document as HTML.
+    401: {
+        "description": "Token required and missing or wrong.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    },
+}
+"""What ``/`` answers, as its OpenAPI entry documents it."""
+
+
 def router(model: ReadModel, settings: Settings, lookup: EntityLookup | None = None) -> APIRouter:
     """The status pages over ``model`` (HTML; only ``/`` is in the OpenAPI document, so the
     fuzzer reaches the page; its query-driven siblings are not). ``lookup``
@@ -609,16 +620,7 @@ def router(model: ReadModel, settings: Settings, lookup: EntityLookup | None = N
     @r.get(
         "/",
         response_class=HTMLResponse,
-        responses={
-            200: {"content": {"text/html": {}}, "description": "The status page."},
-            # JSON, as every refusal: no "model" here, which FastAPI would document as HTML.
-            401: {
-                "description": "Token required and missing or wrong.",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
-                },
-            },
-        },
+        responses=_ROOT_RESPONSES,
         summary="The status page (HTML): every flow's status, budget, lag and alerts",
     )
     async def flows() -> HTMLResponse:
