@@ -22,7 +22,8 @@ as one record batch per partition (:meth:`Sender.send_batch`). Before it commits
 offsets Faust (and the input reader) flushes the producer, waiting for every batch:
 at-least-once.
 A tick only reports records whose batches were appended before it was computed, so it never
-overtakes the events it accounts for.
+overtakes the events it accounts for. After a rebalance every join partition resumes at its
+committed offset (:mod:`streams.worker.positions`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from streams.pipeline.ingest import Ingest
 from streams.pipeline.join import Joiner
 from streams.settings import Settings
 from streams.worker.adapters import Sender, TableStore, TableWriter
+from streams.worker.positions import seek_with_flow_stopped
 from streams.worker.reader import InputReader
 from streams.worker.tuning import FAUST_TUNING
 
@@ -147,11 +149,22 @@ def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_m
     return Worker(app, ingest, joiner, reader.input_topics, events_topic)
 
 
+class App(faust.App):
+    """Faust's app, whose consumer seeks after a rebalance with its flow stopped
+    (:func:`streams.worker.positions.seek_with_flow_stopped`), installed when Faust creates
+    the consumer, before it is started."""
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        seek_with_flow_stopped(consumer)
+        return consumer
+
+
 def faust_app(settings: Settings) -> faust.App:
     """The Faust app: RocksDB state under ``<home>/state/<app id>/<worker id>``."""
     datadir = settings.state_dir / settings.app_id / settings.worker_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         settings.app_id,
         **faust_app_options(settings),
         store="rocksdb://",

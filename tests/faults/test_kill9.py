@@ -46,13 +46,6 @@ KILL_AFTER_S = (0.3, 3.0)
 """A kill lands this long (uniform) after the victim said it was ready."""
 
 
-@pytest.mark.xfail(
-    reason="known, open (issue 13): under ten kill -9 of one of two workers a few on-time "
-    "starts are declared overdue (then retracted) and a few measurements are never written: "
-    "a join partition resumes past a flow-events message whose step's outputs and changelog "
-    "rows never arrived (docs/reliability.md)",
-    strict=False,
-)
 async def test_ten_kill9_lose_nothing_and_resend_only_identical_records(
     fault_broker: EmbeddedBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

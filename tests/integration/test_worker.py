@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from jsonschema import Draft202012Validator
 
 from streams import topics
@@ -183,12 +182,6 @@ async def test_backlog_read_after_deadlines_raises_no_overdue(
     assert all(m["on_time"] for m in reader.of(topics.MEASUREMENTS))
 
 
-@pytest.mark.xfail(
-    reason="known, open (issue 13): after a kill -9 a join partition can resume past a "
-    "flow-events message whose step's outputs never arrived (tests/faults/test_kill9.py, "
-    "docs/reliability.md); it failed in 2 of about 8 runs today",
-    strict=False,
-)
 async def test_kill_9_mid_stream_then_restart_loses_nothing(
     workers: Any, reader: Any, produce: Any, funnel_topics: str, prefix: str
 ) -> None:
