@@ -3,7 +3,8 @@
 :func:`ensure_topics` is the one reusable entry point (the CLI, the worker, ``freshness up``
 and the tests call it, with :func:`streams.topics.required_topics`). It is idempotent: a
 topic that already exists is reported, never altered, so running it against a live cluster
-is safe.
+is safe. :func:`committed_offsets` reads a group's committed offsets (the worker's join
+reads where it resumes, ``streams.worker.positions``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import NewTopic
 
 from streams.core.model import Flow
@@ -162,3 +164,21 @@ def run_create(settings: Settings) -> int:
         print(f"found   {name}")
     print(f"{len(created)} created, {len(existing)} already present on {settings.kafka_bootstrap}")
     return 0
+
+
+async def committed_offsets(
+    kafka: Settings | KafkaConnection, group_id: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """The committed offset of ``group_id`` in each of ``partitions`` (None: none)."""
+    wanted = list(partitions)
+    admin = new_admin(kafka, request_timeout_ms=REQUEST_TIMEOUT_MS)
+    try:
+        await admin.start()
+        got = await admin.list_consumer_group_offsets(group_id, partitions=wanted)
+    finally:
+        await admin.close()
+    out: dict[TopicPartition, int | None] = {}
+    for tp in wanted:
+        md = got.get(tp)
+        out[tp] = md.offset if md is not None and md.offset >= 0 else None
+    return out

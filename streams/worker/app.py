@@ -43,6 +43,7 @@ from streams import topics
 from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
 from streams.flows.config import flow_topics
+from streams.kafka.admin import committed_offsets
 from streams.kafka.clients import connection, faust_app_options
 from streams.logs import install_repeat_filter
 from streams.pipeline.codec import encode_tick
@@ -51,7 +52,7 @@ from streams.pipeline.ingest import Ingest
 from streams.pipeline.join import Joiner
 from streams.settings import Settings
 from streams.worker.adapters import Sender, TableStore, TableWriter
-from streams.worker.positions import seek_with_flow_stopped
+from streams.worker.positions import JoinPositions
 from streams.worker.reader import InputReader
 from streams.worker.tuning import FAUST_TUNING
 
@@ -121,6 +122,10 @@ def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_m
     """Create the Faust app with its agents; nothing connects until it is started."""
     app = faust_app(settings)
     events_topic = topics.flow_events_topic(settings.app_id)
+    kafka = connection(settings)
+    app.positions = positions = JoinPositions(
+        events_topic, lambda tps: committed_offsets(kafka, settings.app_id, tps)
+    )
     sender = Sender(app)
     ingest = Ingest(
         Decoder(flows), settings.partitions, max_future_skew_ms=settings.max_future_skew_ms
@@ -132,7 +137,7 @@ def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_m
         stats_interval_ms=settings.stats_interval_ms,
     )
     reader = InputReader(
-        kafka=connection(settings),
+        kafka=kafka,
         group_id=f"{settings.app_id}-ingest",
         input_topics=flow_topics(flows),
         events_topic=events_topic,
@@ -145,22 +150,25 @@ def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_m
     )
     add_reader_task(app, reader)
     add_ticker(app, reader, sender, events_topic, settings, clock)
-    add_join_agent(app, joiner, sender, events_topic, settings.partitions, clock)
+    add_join_agent(app, joiner, sender, positions, events_topic, settings.partitions, clock)
     return Worker(app, ingest, joiner, reader.input_topics, events_topic)
 
 
 class App(faust.App):
-    """Faust's app, whose consumer seeks after a rebalance with its flow stopped
-    (:func:`streams.worker.positions.seek_with_flow_stopped`), installed when Faust creates
-    the consumer, before it is started."""
+    """Faust's app, whose consumer commits in the flow-events topic only what the join
+    processed (:class:`streams.worker.positions.JoinPositions`, installed when Faust creates
+    the consumer, before it starts)."""
+
+    positions: JoinPositions | None = None
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
-        seek_with_flow_stopped(consumer)
+        if self.positions is not None:
+            self.positions.install(consumer)
         return consumer
 
 
-def faust_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> App:
     """The Faust app: RocksDB state under ``<home>/state/<app id>/<worker id>``."""
     datadir = settings.state_dir / settings.app_id / settings.worker_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +233,7 @@ def add_join_agent(
     app: faust.App,
     joiner: Joiner,
     sender: Sender,
+    positions: JoinPositions,
     events_topic: str,
     partitions: int,
     clock: Clock,
@@ -248,13 +257,19 @@ def add_join_agent(
     async def join_agent(stream: Any) -> None:
         # Acked by hand once its step is done: Faust acks in the stream's ``finally``, so a
         # step that raised (a full disk) had its message committed, and lost on restart.
+        # Only the next message of its partition is processed (positions.admit), and only a
+        # processed one counts when Faust commits (positions.processed).
         async for event in stream.noack().events():
-            partition = event.message.partition
-            step = joiner.on_message(partition, event.message.offset, event.value, store, clock())
+            message = event.message
+            if not await positions.admit(message):
+                continue
+            partition = message.partition
+            step = joiner.on_message(partition, message.offset, event.value, store, clock())
             out = writer.apply(partition, step.writes) if step.writes else []
             out.extend([(topic, key, value, None) for topic, key, value in step.records])
             if out:
                 writer.track(partition, await sender.send_batch(out))
+            positions.processed(message)
             await stream.ack(event)
 
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
