@@ -61,10 +61,20 @@ def key_partition(key: bytes, partitions: Sequence[int]) -> int:
 
 @dataclass(slots=True)
 class SentBatch:
-    """One batch handed to the producer: its delivery future and how many records it has."""
+    """The record batch a step's records of one partition went into: its delivery future,
+    and the offset of the step's last record in it relative to the batch's first."""
 
     future: asyncio.Future[Any]
-    records: int
+    last: int
+
+
+@dataclass(slots=True)
+class _OpenBatch:
+    """A batch handed to the producer that may still take records (until the producer's
+    sender builds it for a produce request, which closes it)."""
+
+    builder: Any
+    future: asyncio.Future[Any]
 
 
 class Sender:
@@ -74,11 +84,16 @@ class Sender:
     Records of one partition keep the order of the calls.
 
     :meth:`send_batch` goes one step further for a join step's many records: it appends
-    them to aiokafka's own record batch builders, one per partition, and hands each
+    them to aiokafka's own record batch builders, one per partition, and hands each new
     builder to the producer whole (``create_batch`` / ``send_batch``, public aiokafka
     API): 0.5 µs a record instead of a ~36 µs ``send()`` with its future, its metadata
-    look-ups and its Faust signal. A keyed record without a partition goes where ``send``
-    would put it (:func:`key_partition`).
+    look-ups and its Faust signal. A builder handed over stays open until the producer's
+    sender takes it for a produce request (aiokafka's own ``send()`` appends to it the same
+    way), so the next steps' records of that partition go into it too: handing over a new
+    builder waits until the partition's previous batch has been sent, about one produce
+    round trip, and doing that once per step capped the join near 115 flow-events messages
+    a second (``bench/detection.py``). A keyed record without a partition goes where
+    ``send`` would put it (:func:`key_partition`).
 
     A record the producer gives up on (after its own retries) crashes the worker: Faust
     flushes the producer before every commit, but a flush does not fail for an undelivered
@@ -90,6 +105,7 @@ class Sender:
     def __init__(self, app: faust.App) -> None:
         self.app = app
         self._crashing: asyncio.Future[None] | None = None
+        self._open: dict[tuple[str, int], _OpenBatch] = {}
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
@@ -99,11 +115,15 @@ class Sender:
         return fut
 
     async def send_batch(self, records: Iterable[OutRecord]) -> dict[tuple[str, int], SentBatch]:
-        """Send ``records`` in one record batch per partition (more where one fills up);
-        returns the last batch handed over for every (topic, partition), once the producer
-        holds them all (Faust's flush before a commit then waits for them)."""
+        """Send ``records``, appended to the partition's open batch or to new ones (more
+        than one where a batch fills up); returns, for every (topic, partition), the batch
+        that holds its last record, once the producer holds them all (Faust's flush before
+        a commit then waits for them)."""
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         builders: dict[tuple[str, int], Any] = {}
+        fresh: dict[tuple[str, int], Any] = {}
+        """Builders of this call not handed over yet."""
+        last: dict[tuple[str, int], int] = {}
         sent: dict[tuple[str, int], SentBatch] = {}
         partitions: dict[str, list[int]] = {}
         for topic, key, value, partition in records:
@@ -117,20 +137,32 @@ class Sender:
             tp = (topic, partition)
             builder = builders.get(tp)
             if builder is None:
-                builder = builders[tp] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:  # full
-                sent[tp] = await self._submit(producer, builder, tp)
-                builder = builders[tp] = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
+                open_batch = self._open.get(tp)
+                if open_batch is not None and not open_batch.builder.closed():
+                    builder = builders[tp] = open_batch.builder
+                else:
+                    builder = builders[tp] = fresh[tp] = producer.create_batch()
+            md = builder.append(key=key, value=value, timestamp=None)
+            if md is None:  # full, or taken by the producer's sender meanwhile
+                if fresh.get(tp) is builder:
+                    sent[tp] = await self._submit(producer, fresh.pop(tp), tp, last[tp])
+                builder = builders[tp] = fresh[tp] = producer.create_batch()
+                md = builder.append(key=key, value=value, timestamp=None)
+            last[tp] = md.offset
         for tp, builder in builders.items():
-            sent[tp] = await self._submit(producer, builder, tp)
+            if fresh.get(tp) is builder:
+                sent[tp] = await self._submit(producer, builder, tp, last[tp])
+            else:
+                sent[tp] = SentBatch(self._open[tp].future, last[tp])
         return sent
 
-    async def _submit(self, producer: Any, builder: Any, tp: tuple[str, int]) -> SentBatch:
-        count = builder.record_count()
+    async def _submit(
+        self, producer: Any, builder: Any, tp: tuple[str, int], last: int
+    ) -> SentBatch:
         fut = await producer.send_batch(builder, tp[0], partition=tp[1])
         fut.add_done_callback(self.delivered)
-        return SentBatch(fut, count)
+        self._open[tp] = _OpenBatch(builder, fut)
+        return SentBatch(fut, last)
 
     def delivered(self, fut: Any) -> None:
         if fut.cancelled() or fut.exception() is None:
@@ -191,17 +223,17 @@ class TableWriter:
         """Once the step's last changelog batch is delivered, remember its offset."""
         batch = sent.get((self.changelog_topic, partition))
         if batch is not None:
-            store, count = self.table.data, batch.records
-            batch.future.add_done_callback(lambda fut: _persisted(store, fut, count))
+            store, last = self.table.data, batch.last
+            batch.future.add_done_callback(lambda fut: _persisted(store, fut, last))
 
 
-def _persisted(store: Any, fut: Any, count: int) -> None:
+def _persisted(store: Any, fut: Any, last: int) -> None:
     """Remember the changelog offset the store holds (where recovery resumes): the batch's
-    base offset plus its records."""
+    base offset plus the step's last record's place in it."""
     if fut.cancelled() or fut.exception() is not None:
         return  # Sender.delivered crashes the worker
     md = fut.result()
-    store.set_persisted_offset(TP(md.topic, md.partition), md.offset + count - 1)
+    store.set_persisted_offset(TP(md.topic, md.partition), md.offset + last)
 
 
 class TableStore:

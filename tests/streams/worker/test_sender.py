@@ -54,13 +54,27 @@ async def test_delivered_records_change_nothing_and_a_failed_one_crashes_once() 
 
 
 class FakeBatchProducer:
-    """aiokafka's create_batch / send_batch / partitions_for, with real BatchBuilders."""
+    """aiokafka's create_batch / send_batch / partitions_for, with real BatchBuilders. With
+    ``drain_on_send`` a batch is built (closed) as it is handed over; without, it stays open
+    until :meth:`drain`, as in aiokafka until its sender takes the batch."""
 
-    def __init__(self, partitions: int = 8, batch_size: int = 16 * 1024) -> None:
+    def __init__(
+        self, partitions: int = 8, batch_size: int = 16 * 1024, drain_on_send: bool = True
+    ) -> None:
         self.partitions = set(range(partitions))
         self.batch_size = batch_size
+        self.drain_on_send = drain_on_send
         self.batches: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
         self.futures: list[asyncio.Future[Any]] = []
+        self.pending: list[tuple[str, int, Any]] = []
+
+    def drain(self) -> None:
+        from aiokafka.record.default_records import DefaultRecordBatch
+
+        for topic, partition, batch in self.pending:
+            records = [(r.key, r.value) for r in DefaultRecordBatch(batch._build())]
+            self.batches.append((topic, partition, records))
+        self.pending = []
 
     def create_batch(self) -> Any:
         from aiokafka.producer.message_accumulator import BatchBuilder
@@ -71,10 +85,9 @@ class FakeBatchProducer:
         return self.partitions
 
     async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
-        from aiokafka.record.default_records import DefaultRecordBatch
-
-        records = [(r.key, r.value) for r in DefaultRecordBatch(batch._build())]
-        self.batches.append((topic, partition, records))
+        self.pending.append((topic, partition, batch))
+        if self.drain_on_send:
+            self.drain()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -126,7 +139,7 @@ async def test_batched_records_go_where_send_would_put_them_in_order(n: int) -> 
         want.setdefault((topic, partition), []).append((key, value))
     assert got == want
     assert len({p for t, p in got if t == "m"}) == n
-    assert sent[("c", 3)].records == 3
+    assert sent[("c", 3)].last == 2
 
 
 async def test_a_full_batch_is_sent_and_a_new_one_started() -> None:
@@ -136,7 +149,27 @@ async def test_a_full_batch_is_sent_and_a_new_one_started() -> None:
     sent = await sender.send_batch(records)
     assert len(inner.batches) > 1
     assert sum(len(r) for _, _, r in inner.batches) == 50
-    assert sent[("t", 0)].records == len(inner.batches[-1][2])
+    assert sent[("t", 0)].last == len(inner.batches[-1][2]) - 1
+
+
+async def test_the_next_steps_records_join_the_partition_s_open_batch_in_order() -> None:
+    inner = FakeBatchProducer(partitions=1, drain_on_send=False)
+    sender = Sender(BatchApp(inner))  # type: ignore[arg-type]
+    first = await sender.send_batch([("t", b"a", b"1", 0), ("t", b"b", b"2", 0)])
+    second = await sender.send_batch([("t", b"c", b"3", 0), ("u", b"d", b"4", 0)])
+    assert len(inner.pending) == 2  # one batch for t, taking both steps, one for u
+    assert (first[("t", 0)].last, second[("t", 0)].last) == (1, 2)
+    assert first[("t", 0)].future is second[("t", 0)].future
+    inner.drain()  # the producer's sender took them: the next step starts a new batch
+    third = await sender.send_batch([("t", b"e", b"5", 0)])
+    assert third[("t", 0)].future is not first[("t", 0)].future
+    assert third[("t", 0)].last == 0
+    inner.drain()
+    assert inner.batches == [
+        ("t", 0, [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]),
+        ("u", 0, [(b"d", b"4")]),
+        ("t", 0, [(b"e", b"5")]),
+    ]
 
 
 async def test_a_failed_batch_crashes_the_worker_once() -> None:
@@ -184,7 +217,7 @@ def test_the_changelog_offset_persisted_is_the_batch_s_last_record() -> None:
     async def go() -> None:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         writer = TableWriter(Table())
-        writer.track(2, {("app-freshness-state-changelog", 2): SentBatch(fut, 5)})
+        writer.track(2, {("app-freshness-state-changelog", 2): SentBatch(fut, 4)})
         md = RecordMetadata("app-freshness-state-changelog", 2, None, 100, -1, 0, 0)
         fut.set_result(md)
         await asyncio.sleep(0)
