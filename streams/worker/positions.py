@@ -80,14 +80,15 @@ class JoinPositions:
                 await add_gap(tp, offset_from, offset_to)
 
         async def seek_with_flow_stopped() -> None:
+            # The flow as it was found is given back: Faust also seeks from its fetcher
+            # when it finds the flow stopped, and nothing resumes it there.
             was_active = consumer.flow_active
-            consumer.stop_flow()  # Faust resumes it right after, in each of its callers
+            consumer.stop_flow()
             try:
                 await perform_seek()
-            except BaseException:
+            finally:
                 if was_active:
                     consumer.resume_flow()
-                raise
 
         consumer.ack = ack_if_processed
         consumer._add_gap = gap_elsewhere

@@ -146,20 +146,18 @@ async def test_no_gap_is_recorded_in_the_flow_events_topic() -> None:
     assert consumer.gaps == [("compacted", 11, 15)]
 
 
-async def test_the_seek_after_a_rebalance_runs_with_the_flow_stopped() -> None:
-    _positions, consumer = guarded({})
-    await consumer.perform_seek()
-    assert consumer.flow_during_seek == [False]
-    assert consumer.flow_active is False  # Faust resumes it right after, in every caller
-
-
-async def test_a_failed_seek_gives_back_the_flow_it_found() -> None:
-    for active in (True, False):
-        _positions, consumer = guarded({}, active=active)
-        consumer.fail_seek = True
-        with pytest.raises(TimeoutError):
-            await consumer.perform_seek()
-        assert consumer.flow_active is active
+async def test_the_seek_after_a_rebalance_runs_with_the_flow_stopped_then_gives_it_back() -> None:
+    for active in (True, False):  # Faust's recovery seeks with the flow on, its fetcher off
+        for fail in (False, True):
+            _positions, consumer = guarded({}, active=active)
+            consumer.fail_seek = fail
+            if fail:
+                with pytest.raises(TimeoutError):
+                    await consumer.perform_seek()
+            else:
+                await consumer.perform_seek()
+            assert consumer.flow_during_seek == [False]
+            assert consumer.flow_active is active
 
 
 async def test_an_unreachable_broker_is_asked_again_where_a_partition_resumes(
