@@ -10,7 +10,9 @@ Two halves, both pure:
   Records that were read but not yet forwarded never count, so a watermark can never
   overtake a completion that is still on its way to the join; and while the broker cannot
   be reached the watermark stands still instead of running on with the wall clock, so an
-  outage raises no false overdue. Such a blind partition reports its blindness as
+  outage raises no false overdue. A partition that nobody looked at for longer than
+  :data:`BLIND_AFTER_MS` (no report, no pass of the reader's loop: both can block on the
+  producer for a whole outage) counts as blind too. Such a blind partition reports its blindness as
   monitor lag once it exceeds :data:`BLIND_AFTER_MS`. When contact returns, the records
   the funnel's producers held during the outage arrive over the next moments, so the wall
   part of the watermark does not jump to the present: it stands still for as long as the
@@ -48,6 +50,8 @@ class _Position:
     """The last wall-clock watermark reported while caught up (never moves back)."""
     blind: bool = False
     recovery: tuple[int, int] | None = None
+    reported_at: int | None = None
+    """When this partition was last reported on (a tick)."""
     """(watermark, now) when contact returned after a blind spell, while catching up."""
 
 
@@ -139,7 +143,15 @@ class PartitionClock:
             if highwater is None or pos.next_offset is None
             else max(0, highwater - pos.next_offset)
         )
+        unwatched = pos.reported_at is not None and now - pos.reported_at > BLIND_AFTER_MS
+        pos.reported_at = now
         if caught_up:
+            if unwatched and not pos.blind and pos.recovery is None:
+                # Neither a report nor the reader looked at it for a while (both can block
+                # on the producer for a whole outage): the fetch that ended the spell must
+                # not jump the watermark to the present either. (A recovery under way goes
+                # on: its pace is set by the wall clock, not by how often it is reported.)
+                pos.blind = True
             heard = now if fetched_at is None else min(now, fetched_at)
             wall, lag = _wall_mark(pos, heard - grace_ms, now - heard, now)
             self._walls[(topic, partition)] = wall

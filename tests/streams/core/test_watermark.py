@@ -192,3 +192,22 @@ def test_a_blind_spell_seen_only_by_the_reader_still_holds_the_watermark() -> No
     assert first.watermark == NOW - 200
     assert first.lag_ms == back - 200 - (NOW - 200)
     clock.silent("t", 9, 20_000)  # a partition not held here: nothing to do
+
+
+def test_a_blind_spell_nobody_saw_still_holds_the_watermark() -> None:
+    """The tick and the reader can both block on the producer for a whole outage: the first
+    report after it sees a fresh fetch, and no silence was ever told to the clock."""
+    clock = PartitionClock()
+    clock.start_at("t", 0, 3)
+    assert clock.report("t", 0, 3, NOW, 200, fetched_at=NOW).watermark == NOW - 200
+    back = NOW + 20_000
+    first = clock.report("t", 0, 3, back, 200, fetched_at=back)
+    assert first.watermark == NOW - 200
+    assert first.lag_ms == back - 200 - (NOW - 200)
+    held = clock.report("t", 0, 3, back + 5_000, 200, fetched_at=back + 5_000)
+    assert held.watermark == NOW - 200  # the producers deliver what they held meanwhile
+    steady = PartitionClock()  # reports 200 ms apart never hold anything
+    steady.start_at("t", 0, 3)
+    for step in range(10):
+        at = NOW + step * 200
+        assert steady.report("t", 0, 3, at, 200, fetched_at=at).watermark == at - 200
