@@ -5,20 +5,21 @@ Two halves, both pure:
 * :class:`PartitionClock` runs where input records are read (the ingest side). For each
   input partition it knows the largest event time *forwarded* to the join and the next
   offset to forward. Its watermark is that event time, or, once the partition is caught up
-  (everything up to the high-water mark forwarded) or idle, the moment the broker last
-  told us that high-water mark (the last fetch response), never later than the wall clock.
+  (everything up to the high-water mark forwarded) or idle, the moment the broker last told
+  us that high-water mark (the last fetch response), never later than the wall clock.
   Records that were read but not yet forwarded never count, so a watermark can never
-  overtake a completion that is still on its way to the join; and while the broker cannot
-  be reached the watermark stands still instead of running on with the wall clock, so an
-  outage raises no false overdue. A partition that nobody looked at for longer than
-  :data:`BLIND_AFTER_MS` (no report, no pass of the reader's loop: both can block on the
-  producer for a whole outage) counts as blind too. Such a blind partition reports its blindness as
-  monitor lag once it exceeds :data:`BLIND_AFTER_MS`. When contact returns, the records
-  the funnel's producers held during the outage arrive over the next moments, so the wall
-  part of the watermark does not jump to the present: it stands still for as long as the
-  gap it has to close, at most :data:`RECOVERY_HOLD_MS` (the producers deliver what they
-  held), then catches up at :data:`RECOVERY_SPEED` times the wall clock (a 20 s outage:
-  held 10 s, caught up 40 s after contact returns), reported as monitor lag meanwhile.
+  overtake a completion that is still on its way to the join; and while the broker cannot be
+  reached the watermark stands still instead of running on with the wall clock, so an outage
+  raises no false overdue. In the worker a partition not reported on for a few tick
+  intervals (:attr:`PartitionClock.unwatched_after_ms`; the tick and the reader's loop can
+  both block on the producer for a whole outage) counts as blind too. Such a blind partition
+  reports its blindness as monitor lag once it exceeds :data:`BLIND_AFTER_MS`. When contact
+  returns, the records the funnel's producers held during the outage arrive over the next
+  moments, so the wall part of the watermark does not jump to the present: it stands still
+  for as long as the gap it has to close, at most :data:`RECOVERY_HOLD_MS` (the producers
+  deliver what they held), then catches up at :data:`RECOVERY_SPEED` times the wall clock (a
+  20 s outage: held 10 s, caught up 40 s after contact returns), reported as monitor lag
+  meanwhile.
 * :class:`WatermarkBoard` runs beside the join. It merges the partition watermarks it is
   told about (max per partition, so stale reports never move it back) and answers, per
   topic, the minimum over *all* partitions of that topic, or ``None`` while any partition
@@ -76,6 +77,10 @@ class PartitionClock:
     _walls: dict[TopicPartition, int] = field(default_factory=dict)
     """The last wall-clock watermark of every partition ever held here (kept when it is
     forgotten), where a re-assigned partition resumes."""
+    unwatched_after_ms: int | None = None
+    """A caught-up partition not reported on for longer than this counts as blind (the live
+    worker sets it, a few tick intervals; None, as in a replay, whose reports are made in
+    its own time: never)."""
 
     def forwarded(self, topic: str, partition: int, offset: int, event_time: int | None) -> None:
         """Record that the record at ``offset`` (with ``event_time``, if any) was sent on."""
@@ -143,7 +148,10 @@ class PartitionClock:
             if highwater is None or pos.next_offset is None
             else max(0, highwater - pos.next_offset)
         )
-        unwatched = pos.reported_at is not None and now - pos.reported_at > BLIND_AFTER_MS
+        after = self.unwatched_after_ms
+        unwatched = (
+            after is not None and pos.reported_at is not None and now - pos.reported_at > after
+        )
         pos.reported_at = now
         if caught_up:
             if unwatched and not pos.blind and pos.recovery is None:

@@ -42,6 +42,7 @@ from faust.utils.terminal.spinners import SpinnerHandler
 from streams import topics
 from streams.core.clock import Clock, now_ms
 from streams.core.model import Flow
+from streams.core.watermark import BLIND_AFTER_MS
 from streams.flows.config import flow_topics
 from streams.kafka.admin import committed_offsets
 from streams.kafka.clients import connection, faust_app_options
@@ -90,6 +91,10 @@ def quiet_root_logger() -> None:
         root.setLevel(min(levels))
 
 
+UNWATCHED_TICKS = 5
+"""A partition no tick reported on for this many tick intervals (at least BLIND_AFTER_MS)
+counts as blind: the tick was blocked, so nothing watched the broker for it."""
+
 GC_THRESHOLDS = (50_000, 20, 100)
 """The cyclic collector's thresholds in a worker (Python's defaults: 700, 10, 10)."""
 
@@ -129,6 +134,9 @@ def build_worker(settings: Settings, flows: Sequence[Flow], clock: Clock = now_m
     sender = Sender(app)
     ingest = Ingest(
         Decoder(flows), settings.partitions, max_future_skew_ms=settings.max_future_skew_ms
+    )
+    ingest.clock.unwatched_after_ms = max(
+        BLIND_AFTER_MS, UNWATCHED_TICKS * settings.tick_interval_ms
     )
     joiner = Joiner(
         flows,

@@ -197,7 +197,7 @@ def test_a_blind_spell_seen_only_by_the_reader_still_holds_the_watermark() -> No
 def test_a_blind_spell_nobody_saw_still_holds_the_watermark() -> None:
     """The tick and the reader can both block on the producer for a whole outage: the first
     report after it sees a fresh fetch, and no silence was ever told to the clock."""
-    clock = PartitionClock()
+    clock = PartitionClock(unwatched_after_ms=BLIND_AFTER_MS)
     clock.start_at("t", 0, 3)
     assert clock.report("t", 0, 3, NOW, 200, fetched_at=NOW).watermark == NOW - 200
     back = NOW + 20_000
@@ -206,7 +206,11 @@ def test_a_blind_spell_nobody_saw_still_holds_the_watermark() -> None:
     assert first.lag_ms == back - 200 - (NOW - 200)
     held = clock.report("t", 0, 3, back + 5_000, 200, fetched_at=back + 5_000)
     assert held.watermark == NOW - 200  # the producers deliver what they held meanwhile
-    steady = PartitionClock()  # reports 200 ms apart never hold anything
+    replayed = PartitionClock()  # a replay reports in its own time: gaps are no outage
+    replayed.start_at("t", 0, 3)
+    replayed.report("t", 0, 3, NOW, 200, fetched_at=NOW)
+    assert replayed.report("t", 0, 3, back, 200, fetched_at=back).watermark == back - 200
+    steady = PartitionClock(unwatched_after_ms=BLIND_AFTER_MS)  # 200 ms apart: no hold
     steady.start_at("t", 0, 3)
     for step in range(10):
         at = NOW + step * 200
