@@ -51,9 +51,9 @@ class _Position:
     """The last wall-clock watermark reported while caught up (never moves back)."""
     blind: bool = False
     recovery: tuple[int, int] | None = None
+    """(watermark, now) when contact returned after a blind spell, while catching up."""
     reported_at: int | None = None
     """When this partition was last reported on (a tick)."""
-    """(watermark, now) when contact returned after a blind spell, while catching up."""
 
 
 @dataclass(slots=True)
@@ -155,9 +155,10 @@ class PartitionClock:
         pos.reported_at = now
         if caught_up:
             if unwatched and not pos.blind and pos.recovery is None:
-                # Neither a report nor the reader looked at it for a while (both can block
-                # on the producer for a whole outage): the fetch that ended the spell must
-                # not jump the watermark to the present either. (A recovery under way goes
+                # No tick reported on it for a while, so nothing may have told the clock of
+                # a blind spell (the tick and the reader's loop can both block on the
+                # producer for a whole outage): the fetch that ended it must not jump the
+                # watermark to the present either. (A recovery under way goes
                 # on: its pace is set by the wall clock, not by how often it is reported.)
                 pos.blind = True
             heard = now if fetched_at is None else min(now, fetched_at)
